@@ -1,0 +1,11 @@
+# Writes a C++ source that holds the text of every configs/**/*.yaml, keyed by relative path.
+file(GLOB_RECURSE files RELATIVE ${CONFIG_DIR} ${CONFIG_DIR}/*.yaml)
+list(SORT files)
+set(body "// Generated from configs/ by cmake/embed_configs.cmake. Do not edit.\n#include <map>\n#include <string>\n\nnamespace yq {\nconst std::map<std::string, std::string>& builtin_config_map() {\n  static const std::map<std::string, std::string> m = {\n")
+foreach(f ${files})
+  file(READ ${CONFIG_DIR}/${f} text)
+  string(APPEND body "    {\"${f}\", R\"yqcfg(${text})yqcfg\"},\n")
+endforeach()
+string(APPEND body "  };\n  return m;\n}\n}  // namespace yq\n")
+file(WRITE ${OUT}.new "${body}")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different ${OUT}.new ${OUT})

@@ -1,0 +1,73 @@
+#include "cli/command.h"
+
+#include <torch/torch.h>
+#include <opencv2/core.hpp>
+
+#include <thread>
+
+#include "core/error.h"
+#include "core/log.h"
+
+namespace yq::cli {
+
+const std::vector<Command>& all_commands() {
+  static const std::vector<Command> cmds = {};
+  return cmds;
+}
+
+const Command* find_command(const std::string& name) {
+  for (const auto& c : all_commands())
+    if (c.name == name) return &c;
+  return nullptr;
+}
+
+void add_runtime_keys(Schema& s) {
+  s.integer("threads", 0, "CPU threads for LibTorch and OpenCV (0 = all cores)", 0, 1024);
+  s.text("log", "info", "log level", {"trace", "debug", "info", "warn", "error", "off"});
+}
+
+void add_output_keys(Schema& s, const std::string& default_name) {
+  s.text("project", ".", "root of the output tree (dataset/, models/, logs/, reports/)");
+  s.text("name", default_name, "name of this run; an existing name gets a numbered suffix");
+  s.flag("exist_ok", false, "reuse an existing run name instead of numbering a new one");
+}
+
+Config resolve_config(const Command& cmd, const std::string& config_file,
+                      const std::vector<std::string>& args) {
+  Schema schema;
+  cmd.declare(schema);
+  Config cfg(schema);
+  cfg.merge_yaml(builtin_config("base.yaml"), "configs/base.yaml", /*skip_unknown=*/true);
+  if (!cmd.config.empty()) cfg.merge_yaml(builtin_config(cmd.config), "configs/" + cmd.config, false);
+  if (!config_file.empty()) cfg.merge_yaml(read_text(config_file), config_file, false);
+  cfg.merge_args(args);
+  return cfg;
+}
+
+void apply_runtime(const Config& cfg) {
+  log::set_level(cfg.get_str("log"));
+  int64_t n = cfg.get_int("threads");
+  if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
+  at::set_num_threads(static_cast<int>(n));
+  cv::setNumThreads(static_cast<int>(n));
+}
+
+fs::path make_run_dir(const Config& cfg, const std::string& sub) {
+  fs::path dir =
+      increment_path(fs::path(cfg.get_str("project")) / sub / cfg.get_str("name"), cfg.get_bool("exist_ok"));
+  fs::create_directories(dir);
+  return dir;
+}
+
+void run_subcommand(const std::string& name, const std::vector<std::string>& args) {
+  const Command* cmd = find_command(name);
+  YQ_ASSERT(cmd != nullptr);
+  std::string line = "yoloqat " + name;
+  for (const auto& a : args) line += " " + a;
+  log::info("$ {}", line);
+  Config cfg = resolve_config(*cmd, "", args);
+  apply_runtime(cfg);
+  with_context(name, [&] { cmd->run(cfg); });
+}
+
+}  // namespace yq::cli

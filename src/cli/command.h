@@ -1,0 +1,48 @@
+// The command registry of the `yoloqat` executable: each command declares its keys (a Schema)
+// and a run function that receives the resolved Config.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "core/fs.h"
+
+namespace yq::cli {
+
+struct Command {
+  std::string name;
+  std::string summary;
+  std::string config;  // embedded config layered after base.yaml ("" = none)
+  std::function<void(Schema&)> declare;
+  std::function<void(const Config&)> run;
+};
+
+const std::vector<Command>& all_commands();
+const Command* find_command(const std::string& name);
+
+// Keys every command has: threads, log.
+void add_runtime_keys(Schema& s);
+// Keys every command that writes has: project, name, exist_ok.
+void add_output_keys(Schema& s, const std::string& default_name);
+
+// Builds the command's config: base.yaml, its own config, `config_file` (may be empty), `args`.
+Config resolve_config(const Command& cmd, const std::string& config_file,
+                      const std::vector<std::string>& args);
+
+// Applies threads= and log= (called before run).
+void apply_runtime(const Config& cfg);
+
+// project/<sub>/<name>, numbered when it exists unless exist_ok (created).
+fs::path make_run_dir(const Config& cfg, const std::string& sub);
+
+// Runs another command in this process (used by `demo`); throws on failure.
+void run_subcommand(const std::string& name, const std::vector<std::string>& args);
+
+// The per-command entry points (one file each in src/cli/).
+Command synth_command();
+Command stats_command();
+Command demo_command();
+
+}  // namespace yq::cli

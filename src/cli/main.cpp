@@ -1,0 +1,114 @@
+// yoloqat <command> [key=value ...] [--config FILE]
+//
+// Exit codes: 0 success, 2 usage or configuration error, 1 runtime failure.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+#include "cli/command.h"
+#include "core/error.h"
+#include "core/log.h"
+
+namespace {
+
+std::string overview() {
+  std::string s = "yoloqat " YOLOQAT_VERSION
+                  ": quantization-aware training of YOLOv8 detectors\n\n"
+                  "usage: yoloqat <command> [key=value ...] [--config FILE]\n"
+                  "       yoloqat <command> --help   (lists the command's keys and defaults)\n\ncommands:\n";
+  for (const auto& c : yq::cli::all_commands()) s += fmt::format("  {:<12}{}\n", c.name, c.summary);
+  return s;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace yq;
+  CLI::App app{"yoloqat"};
+  app.set_help_flag();  // help is handled below, per command
+  app.allow_extras();
+  app.prefix_command();
+  bool help = false, version = false;
+  app.add_flag("-h,--help", help);
+  app.add_flag("--version", version);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 2;
+  }
+  std::vector<std::string> rest = app.remaining();
+  if (version) {
+    std::cout << "yoloqat " YOLOQAT_VERSION "\n";
+    return 0;
+  }
+  if (rest.empty()) {
+    std::cout << overview();
+    return help ? 0 : 2;
+  }
+  const std::string name = rest.front();
+  rest.erase(rest.begin());
+  const cli::Command* cmd = cli::find_command(name);
+  if (!cmd) {
+    std::string best;
+    size_t bd = 99;
+    for (const auto& c : cli::all_commands())
+      if (edit_distance(name, c.name) < bd) bd = edit_distance(name, c.name), best = c.name;
+    std::cerr << "error: unknown command '" << name << "'"
+              << (bd <= 2 ? "; did you mean '" + best + "'?" : "") << "\n\n"
+              << overview();
+    return 2;
+  }
+
+  // The command's own flags: --help, --config FILE; everything else is key=value.
+  std::string config_file;
+  std::vector<std::string> kv;
+  for (size_t i = 0; i < rest.size(); ++i) {
+    const std::string& a = rest[i];
+    if (a == "-h" || a == "--help") {
+      help = true;
+    } else if (a == "--config" || a.rfind("--config=", 0) == 0) {
+      if (a == "--config") {
+        if (i + 1 >= rest.size()) {
+          std::cerr << "error: --config needs a file\n";
+          return 2;
+        }
+        config_file = rest[++i];
+      } else {
+        config_file = a.substr(9);
+      }
+    } else if (a.rfind("--", 0) == 0) {
+      std::cerr << "error: unknown flag '" << a << "' (keys are given as key=value)\n";
+      return 2;
+    } else {
+      kv.push_back(a);
+    }
+  }
+  if (help) {
+    Schema s;
+    cmd->declare(s);
+    std::cout << "yoloqat " << cmd->name << ": " << cmd->summary << "\n\nkeys (key=default):\n"
+              << s.help_text();
+    return 0;
+  }
+
+  Config cfg;
+  try {
+    cfg = cli::resolve_config(*cmd, config_file, kv);
+    cli::apply_runtime(cfg);
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 2;
+  }
+  try {
+    cmd->run(cfg);
+  } catch (const UsageError& e) {
+    log::error("{} failed: {}", name, e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    log::error("{} failed: {}", name, e.what());
+    return 1;
+  }
+  return 0;
+}

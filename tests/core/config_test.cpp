@@ -1,0 +1,125 @@
+#include "core/config.h"
+
+#include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
+
+#include "cli/command.h"
+#include "core/error.h"
+
+namespace yq {
+namespace {
+
+Schema demo_schema() {
+  Schema s;
+  s.integer("epochs", 100, "epochs", 1, 10000)
+      .real("lr0", 0.01, "initial lr", 0, 1)
+      .flag("cos_lr", false, "cosine schedule")
+      .text("optimizer", "auto", "optimizer", {"auto", "SGD", "AdamW"})
+      .integers("imgsz", "640,384", "image size", 32, 8192)
+      .texts("stages", "backbone,neck,head", "stages");
+  return s;
+}
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const UsageError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Config, DefaultsAndTypes) {
+  Config c(demo_schema());
+  EXPECT_EQ(c.get_int("epochs"), 100);
+  EXPECT_DOUBLE_EQ(c.get_float("lr0"), 0.01);
+  EXPECT_FALSE(c.get_bool("cos_lr"));
+  EXPECT_EQ(c.get_str("optimizer"), "auto");
+  EXPECT_EQ(c.get_ints("imgsz"), (std::vector<int64_t>{640, 384}));
+  EXPECT_EQ(c.get_strs("stages").size(), 3u);
+  EXPECT_FALSE(c.is_set("epochs"));
+}
+
+TEST(Config, LayeringLaterWins) {
+  Config c(demo_schema());
+  c.merge_yaml("epochs: 5\nlr0: 0.02\n", "base.yaml", false);
+  c.merge_yaml("epochs: 7\nimgsz: [320, 192]\n", "cmd.yaml", false);
+  c.merge_args({"epochs=9", "cos_lr=true"});
+  EXPECT_EQ(c.get_int("epochs"), 9);
+  EXPECT_DOUBLE_EQ(c.get_float("lr0"), 0.02);
+  EXPECT_TRUE(c.get_bool("cos_lr"));
+  EXPECT_EQ(c.get_ints("imgsz"), (std::vector<int64_t>{320, 192}));
+  EXPECT_TRUE(c.is_set("epochs"));
+}
+
+TEST(Config, UnknownKeySuggestsClosest) {
+  Config c(demo_schema());
+  std::string msg = error_of([&] { c.merge_args({"epohcs=3"}); });
+  EXPECT_NE(msg.find("unknown key 'epohcs'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("did you mean 'epochs'"), std::string::npos) << msg;
+  msg = error_of([&] { c.merge_yaml("a: 1\nzzzzzzzzzz: 2\n", "my.yaml", false); });
+  EXPECT_NE(msg.find("my.yaml: line 1"), std::string::npos) << msg;
+}
+
+TEST(Config, WrongTypeAndRangeNameTheKey) {
+  Config c(demo_schema());
+  std::string msg = error_of([&] { c.merge_args({"epochs=ten"}); });
+  EXPECT_NE(msg.find("'epochs' expects int"), std::string::npos) << msg;
+  msg = error_of([&] { c.merge_args({"epochs=0"}); });
+  EXPECT_NE(msg.find("'epochs' = 0 is out of range"), std::string::npos) << msg;
+  msg = error_of([&] { c.merge_args({"optimizer=Adam"}); });
+  EXPECT_NE(msg.find("not one of: auto, SGD, AdamW"), std::string::npos) << msg;
+  msg = error_of([&] { c.merge_args({"cos_lr=maybe"}); });
+  EXPECT_NE(msg.find("'cos_lr' expects bool"), std::string::npos) << msg;
+  msg = error_of([&] { c.merge_args({"imgsz=640,x"}); });
+  EXPECT_NE(msg.find("element 'x'"), std::string::npos) << msg;
+  msg = error_of([&] { c.merge_args({"noequals"}); });
+  EXPECT_NE(msg.find("not of the form key=value"), std::string::npos) << msg;
+  msg = error_of([&] { c.merge_yaml("epochs: [1\n", "bad.yaml", false); });
+  EXPECT_NE(msg.find("bad.yaml"), std::string::npos) << msg;
+}
+
+TEST(Config, SkipUnknownForSharedBase) {
+  Config c(demo_schema());
+  EXPECT_NO_THROW(c.merge_yaml("epochs: 3\nsomething_else: 1\n", "base.yaml", true));
+  EXPECT_EQ(c.get_int("epochs"), 3);
+}
+
+TEST(Config, ResolvedYamlRoundTrips) {
+  Config c(demo_schema());
+  c.merge_args({"epochs=12", "imgsz=320,160", "optimizer=SGD"});
+  Config d(demo_schema());
+  d.merge_yaml(c.to_yaml(), "saved.yaml", false);
+  EXPECT_EQ(d.to_yaml(), c.to_yaml());
+  EXPECT_EQ(d.get_int("epochs"), 12);
+  EXPECT_EQ(d.get_ints("imgsz"), (std::vector<int64_t>{320, 160}));
+}
+
+TEST(Config, EditDistance) {
+  EXPECT_EQ(edit_distance("kitten", "sitting"), 3u);
+  EXPECT_EQ(edit_distance("", "abc"), 3u);
+  EXPECT_EQ(edit_distance("same", "same"), 0u);
+}
+
+// Every key of every embedded config file is declared by at least one command, and the command
+// configs hold only keys of their command (a config never holds a key the code does not read).
+TEST(Config, EveryBuiltinKeyIsRead) {
+  for (const auto& name : builtin_config_names()) {
+    YAML::Node root = YAML::Load(builtin_config(name));
+    if (root.IsNull()) continue;
+    for (const auto& kv : root) {
+      std::string key = kv.first.as<std::string>();
+      bool found = false;
+      for (const auto& cmd : cli::all_commands()) {
+        Schema s;
+        cmd.declare(s);
+        found = found || s.find(key) != nullptr;
+      }
+      EXPECT_TRUE(found) << "configs/" << name << " holds key '" << key << "' that no command reads";
+    }
+  }
+  for (const auto& cmd : cli::all_commands()) EXPECT_NO_THROW(cli::resolve_config(cmd, "", {})) << cmd.name;
+}
+
+}  // namespace
+}  // namespace yq
