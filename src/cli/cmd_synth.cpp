@@ -13,7 +13,9 @@ Command synth_command() {
   c.name = "synth";
   c.summary = "write the synthetic Vietnamese traffic-sign data set (YOLO layout + dataset.yaml)";
   c.declare = [](Schema& s) {
-    s.text("out", "dataset/vietnam-traffic-sign-detection", "output folder of the data set");
+    s.text("out", "dataset/vietnam-traffic-sign-detection",
+           "output folder of the data set (relative: under project)");
+    s.text("project", ".", "root of the output tree (dataset/, models/, logs/, reports/)");
     s.integer("train", 600, "training images", 0, 10000000);
     s.integer("val", 150, "validation images (valid/)", 0, 10000000);
     s.integer("test", 150, "test images", 0, 10000000);
@@ -27,6 +29,7 @@ Command synth_command() {
   c.run = [](const Config& cfg) {
     data::SynthOptions o;
     o.out = cfg.get_str("out");
+    if (o.out.is_relative()) o.out = fs::path(cfg.get_str("project")) / o.out;
     o.train = int(cfg.get_int("train"));
     o.val = int(cfg.get_int("val"));
     o.test = int(cfg.get_int("test"));

@@ -283,6 +283,13 @@ void draw_street(cv::Mat& img, Street& st, Rng& rng) {
         {st.x_at(1, 1), st.H},
         {st.x_at(1, -1), st.H}},
        asphalt);
+  // Asphalt texture: patches of repair and wear, flattened by the perspective.
+  for (int i = 0, n = int(rng.randint(2, 8)); i < n; ++i) {
+    double t = rng.uniform(0.1, 1.0), m = st.metre(t), r = rng.uniform(0.5, 2.5) * m;
+    cv::ellipse(img, sp(st.x_at(t, rng.uniform(-0.9, 0.9)), st.y_at(t)),
+                cv::Size(int(r * 16), int(r * 0.25 * 16)), 0, 0, 360, scaled(asphalt, rng.uniform(0.8, 1.12)),
+                cv::FILLED, cv::LINE_AA, 4);
+  }
   // Lane lines: dashes equally spaced in depth (z = 1/t), solid edge lines.
   const int lanes = int(rng.randint(2, 4));
   const double period = rng.uniform(0.8, 1.6), phase = rng.uniform(0, period);

@@ -406,6 +406,10 @@ TEST(SynthCommand, WritesSummaryAndConfig) {
   EXPECT_EQ(y["nc"].as<size_t>(), synth_class_names("qcvn").size());
   cv::Mat im = cv::imread(out + "/valid/images/000000.jpg");
   EXPECT_EQ(im.size(), cv::Size(160, 96));
+  // A relative out= lands under project=.
+  cli::run_subcommand("synth", {"project=" + tmp.path.string(), "out=rel", "train=1", "val=0", "test=0",
+                                "imgsz=64,64", "log=warn"});
+  EXPECT_TRUE(fs::exists(tmp.path / "rel" / "train" / "images" / "000000.jpg"));
   EXPECT_THROW(cli::run_subcommand("synth", {"out=" + out, "classes=gtsrb"}), UsageError);
   EXPECT_THROW(cli::run_subcommand("synth", {"out=" + out, "imgsz=320,192,96"}), UsageError);
 }
