@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <exception>
@@ -698,7 +699,8 @@ SynthReport synthesize(const SynthOptions& opt) {
       fs::create_directories(dir);
       for (const auto& e : fs::directory_iterator(dir)) {
         const std::string stem = e.path().stem().string(), ext = lower_ext(e.path());
-        if (stem.size() == 6 && std::all_of(stem.begin(), stem.end(), ::isdigit) &&
+        if (stem.size() == 6 &&
+            std::all_of(stem.begin(), stem.end(), [](unsigned char ch) { return std::isdigit(ch) != 0; }) &&
             (ext == "jpg" || ext == "txt") && std::stoi(stem) >= counts[s])
           fs::remove(e.path());
       }
