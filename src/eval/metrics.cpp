@@ -347,30 +347,38 @@ void DetectionMetrics::reset() {
 void DetectionMetrics::add(const torch::Tensor& dets, const torch::Tensor& labels) {
   const int64_t n = rows_of(dets, 6, "DetectionMetrics: detections");
   const int64_t m = rows_of(labels, 5, "DetectionMetrics: labels");
-  const int64_t T = int64_t(iouv_.size());
-  std::vector<char> present(size_t(nc_), 0);
+  // Everything is checked and computed before any state changes, so a bad image leaves no trace.
+  std::vector<int32_t> lc, dc;
+  std::vector<float> conf;
+  torch::Tensor correct;
   if (m > 0) {
     auto l = cpu_float(labels);
     auto la = l.accessor<float, 2>();
-    for (int64_t i = 0; i < m; ++i) {
-      int32_t c = class_id(la[i][0], nc_, "DetectionMetrics: labels");
-      target_cls_.push_back(c);
-      ++labels_per_class_[size_t(c)];
-      present[size_t(c)] = 1;
-    }
+    for (int64_t i = 0; i < m; ++i) lc.push_back(class_id(la[i][0], nc_, "DetectionMetrics: labels"));
   }
-  for (int c = 0; c < nc_; ++c) images_per_class_[size_t(c)] += present[size_t(c)];
   if (n > 0) {
     auto d = cpu_float(dets);
     auto da = d.accessor<float, 2>();
     for (int64_t j = 0; j < n; ++j) {
       YQ_CHECK(std::isfinite(da[j][4]), "DetectionMetrics: detection {} has a non-finite confidence", j);
-      pred_cls_.push_back(class_id(da[j][5], nc_, "DetectionMetrics: detections"));
-      conf_.push_back(da[j][4]);
+      dc.push_back(class_id(da[j][5], nc_, "DetectionMetrics: detections"));
+      conf.push_back(da[j][4]);
     }
-    auto correct = match_predictions(d, labels, iouv_).to(torch::kUInt8).contiguous();
+    correct = match_predictions(d, labels, iouv_).to(torch::kUInt8).contiguous();
+  }
+
+  std::vector<char> present(size_t(nc_), 0);
+  for (int32_t c : lc) {
+    target_cls_.push_back(c);
+    ++labels_per_class_[size_t(c)];
+    present[size_t(c)] = 1;
+  }
+  for (int c = 0; c < nc_; ++c) images_per_class_[size_t(c)] += present[size_t(c)];
+  if (n > 0) {
+    pred_cls_.insert(pred_cls_.end(), dc.begin(), dc.end());
+    conf_.insert(conf_.end(), conf.begin(), conf.end());
     const uint8_t* cp = correct.data_ptr<uint8_t>();
-    correct_.insert(correct_.end(), cp, cp + n * T);
+    correct_.insert(correct_.end(), cp, cp + correct.numel());
   }
   ++images_;
   computed_ = false;

@@ -235,13 +235,15 @@ TEST(DetectionMetrics, NothingAddedIsZero) {
 
 TEST(DetectionMetrics, ChecksItsInputAndUse) {
   DetectionMetrics m(2);
-  EXPECT_THROW(m.add(dets({{0, 0, 1, 1, 0.5f, 2}}), torch::Tensor()), Error);  // class 2 of nc 2
+  // Class 2 of nc 2; the valid label of that image must not be kept either (else mAP50 below is 0.4975).
+  EXPECT_THROW(m.add(dets({{0, 0, 1, 1, 0.5f, 2}}), labels({{0, 0, 0, 1, 1}})), Error);
   EXPECT_THROW(m.add(torch::Tensor(), labels({{-1, 0, 0, 1, 1}})), Error);
   EXPECT_THROW(m.add(torch::zeros({3, 4}), torch::Tensor()), Error);  // not [n, 6]
   m.add(dets({{0, 0, 1, 1, 0.5f, 1}}), labels({{1, 0, 0, 1, 1}}));
   EXPECT_THROW(m.map50(), Error);  // compute() not called
   m.compute();
   EXPECT_NEAR(m.map50(), 0.995, kExact);
+  EXPECT_EQ(m.images(), 1);
   m.add(torch::Tensor(), labels({{0, 0, 0, 1, 1}}));
   EXPECT_THROW(m.map(), Error);  // stale
 }
