@@ -7,7 +7,6 @@
 #include <cmath>
 #include <limits>
 #include <regex>
-#include <set>
 
 #include "core/error.h"
 #include "core/fs.h"
