@@ -1,0 +1,191 @@
+#include "model/checkpoint.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <map>
+
+#include "core/error.h"
+#include "core/log.h"
+
+namespace yq::model {
+
+nlohmann::json spec_to_json(const ModelSpec& s) {
+  return {{"name", s.name},   {"scale", s.scale},  {"nc", s.nc},
+          {"depth", s.depth}, {"width", s.width},  {"max_channels", s.max_channels},
+          {"yaml", s.yaml},   {"origin", s.origin}};
+}
+
+ModelSpec spec_from_json(const nlohmann::json& j) {
+  ModelSpec s;
+  s.name = j.at("name").get<std::string>();
+  s.scale = j.at("scale").get<std::string>();
+  s.nc = j.at("nc").get<int64_t>();
+  s.depth = j.at("depth").get<double>();
+  s.width = j.at("width").get<double>();
+  s.max_channels = j.at("max_channels").get<int64_t>();
+  s.yaml = j.at("yaml").get<std::string>();
+  s.origin = j.at("origin").get<std::string>();
+  return s;
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> named_state(torch::nn::Module& m) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& p : m.named_parameters(true)) out.emplace_back(p.key(), p.value());
+  for (const auto& b : m.named_buffers(true)) out.emplace_back(b.key(), b.value());
+  return out;
+}
+
+int64_t load_named_state(torch::nn::Module& m,
+                         const std::vector<std::pair<std::string, torch::Tensor>>& state, bool strict,
+                         const std::string& origin) {
+  std::map<std::string, torch::Tensor> src(state.begin(), state.end());
+  std::vector<std::string> missing, mismatch;
+  int64_t loaded = 0;
+  torch::NoGradGuard ng;
+  for (auto& [name, dst] : named_state(m)) {
+    auto it = src.find(name);
+    if (it == src.end()) {
+      missing.push_back(name);
+      continue;
+    }
+    if (it->second.sizes() != dst.sizes()) {
+      mismatch.push_back(fmt::format("{} (file {}, model {})", name, fmt::join(it->second.sizes(), "x"),
+                                     fmt::join(dst.sizes(), "x")));
+      src.erase(it);
+      continue;
+    }
+    dst.copy_(it->second.to(dst.dtype()));
+    src.erase(it);
+    ++loaded;
+  }
+  std::vector<std::string> unexpected;
+  for (const auto& kv : src) unexpected.push_back(kv.first);
+  auto head = [](const std::vector<std::string>& v) {
+    std::string s;
+    for (size_t i = 0; i < v.size() && i < 5; ++i) s += (i ? ", " : "") + v[i];
+    return v.size() > 5 ? s + fmt::format(" and {} more", v.size() - 5) : s;
+  };
+  std::string problems;
+  if (!missing.empty()) problems += fmt::format("; {} missing: {}", missing.size(), head(missing));
+  if (!mismatch.empty())
+    problems += fmt::format("; {} of another shape: {}", mismatch.size(), head(mismatch));
+  if (!unexpected.empty())
+    problems += fmt::format("; {} unexpected: {}", unexpected.size(), head(unexpected));
+  if (!problems.empty()) {
+    if (strict) throw Error(fmt::format("{} does not match the model{}", origin, problems));
+    log::warn("{}: loaded {} tensors{}", origin, loaded, problems);
+  }
+  return loaded;
+}
+
+namespace {
+
+void write_state(torch::serialize::OutputArchive& ar, const std::string& prefix, torch::nn::Module& m) {
+  for (auto& [name, t] : named_state(m)) ar.write(prefix + name, t.detach().cpu(), /*is_buffer=*/true);
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> read_state(torch::serialize::InputArchive& ar,
+                                                              const std::string& prefix) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& key : ar.keys()) {
+    if (key.rfind(prefix, 0) != 0) continue;
+    torch::Tensor t;
+    ar.read(key, t, /*is_buffer=*/true);
+    out.emplace_back(key.substr(prefix.size()), t);
+  }
+  return out;
+}
+
+}  // namespace
+
+void save_checkpoint(const fs::path& path, YoloV8& model, YoloV8* ema, torch::optim::Optimizer* optimizer,
+                     nlohmann::json meta) {
+  meta["format"] = kCheckpointFormat;
+  meta["version"] = kCheckpointVersion;
+  meta["spec"] = spec_to_json(model->spec());
+  meta["names"] = model->names();
+  meta["has_ema"] = ema != nullptr;
+  meta["has_optimizer"] = optimizer != nullptr;
+  torch::serialize::OutputArchive ar;
+  ar.write("meta", c10::IValue(meta.dump()));
+  write_state(ar, "model.", *model);
+  if (ema) write_state(ar, "ema.", **ema);
+  if (optimizer) {
+    torch::serialize::OutputArchive opt_ar;
+    optimizer->save(opt_ar);
+    ar.write("optimizer", opt_ar);
+  }
+  if (path.has_parent_path()) fs::create_directories(path.parent_path());
+  static std::atomic<int> counter{0};
+  fs::path tmp = path;
+  tmp += fmt::format(".tmp{}.{}", ::getpid(), counter++);
+  try {
+    ar.save_to(tmp.string());
+  } catch (const std::exception& e) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw Error(fmt::format("writing checkpoint {} failed: {}", path.string(), e.what()));
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    throw Error(fmt::format("cannot move checkpoint {} into place: {}", path.string(), ec.message()));
+  }
+}
+
+static nlohmann::json read_meta(torch::serialize::InputArchive& ar, const fs::path& path) {
+  c10::IValue v;
+  YQ_CHECK(ar.try_read("meta", v) && v.isString(), "{} is not a yoloqat checkpoint (no header)",
+           path.string());
+  nlohmann::json meta = nlohmann::json::parse(v.toStringRef());
+  YQ_CHECK(meta.value("format", "") == kCheckpointFormat, "{} is not a yoloqat checkpoint", path.string());
+  YQ_CHECK(meta.value("version", 0) <= kCheckpointVersion,
+           "{} was written by a newer yoloqat (checkpoint version {}, this build reads up to {})",
+           path.string(), meta.value("version", 0), kCheckpointVersion);
+  return meta;
+}
+
+Checkpoint load_checkpoint(const fs::path& path, bool prefer_ema) {
+  YQ_CHECK_USAGE(fs::exists(path), "checkpoint {} does not exist", path.string());
+  return with_context("while loading checkpoint " + path.string(), [&] {
+    torch::serialize::InputArchive ar;
+    ar.load_from(path.string());
+    Checkpoint ck;
+    ck.meta = read_meta(ar, path);
+    ModelSpec spec = spec_from_json(ck.meta.at("spec"));
+    auto names = ck.meta.at("names").get<std::vector<std::string>>();
+    ck.raw = YoloV8(spec);
+    ck.raw->set_names(names);
+    load_named_state(*ck.raw, read_state(ar, "model."), true, path.string());
+    ck.has_ema = ck.meta.value("has_ema", false);
+    ck.has_optimizer = ck.meta.value("has_optimizer", false);
+    if (ck.has_ema && prefer_ema) {
+      ck.model = YoloV8(spec);
+      ck.model->set_names(names);
+      load_named_state(*ck.model, read_state(ar, "ema."), true, path.string() + " (EMA)");
+    } else {
+      ck.model = ck.raw;
+    }
+    return ck;
+  });
+}
+
+void load_optimizer_state(const fs::path& path, torch::optim::Optimizer& optimizer) {
+  torch::serialize::InputArchive ar;
+  ar.load_from(path.string());
+  torch::serialize::InputArchive opt_ar;
+  YQ_CHECK(ar.try_read("optimizer", opt_ar), "{} holds no optimizer state", path.string());
+  optimizer.load(opt_ar);
+}
+
+void copy_state(YoloV8& src, YoloV8& dst) {
+  torch::NoGradGuard ng;
+  auto s = named_state(*src);
+  auto d = named_state(*dst);
+  YQ_ASSERT(s.size() == d.size());
+  for (size_t i = 0; i < s.size(); ++i) d[i].second.copy_(s[i].second);
+}
+
+}  // namespace yq::model

@@ -1,0 +1,53 @@
+// yoloqat checkpoints: the model's state (and optionally the EMA and optimizer state) with a JSON
+// header that says how to rebuild the model (ModelSpec), the class names, the training progress and
+// the resolved configuration. Written atomically (temporary file + rename).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "core/fs.h"
+#include "model/yolov8.h"
+
+namespace yq::model {
+
+constexpr const char* kCheckpointFormat = "yoloqat-checkpoint";
+constexpr int kCheckpointVersion = 1;
+
+nlohmann::json spec_to_json(const ModelSpec& s);
+ModelSpec spec_from_json(const nlohmann::json& j);
+
+// Writes `model` (and `ema`, `optimizer` when given) with `meta` (any JSON object; "format",
+// "version", "spec" and "names" are filled in here).
+void save_checkpoint(const fs::path& path, YoloV8& model, YoloV8* ema, torch::optim::Optimizer* optimizer,
+                     nlohmann::json meta);
+
+struct Checkpoint {
+  YoloV8 model{nullptr};  // the EMA weights when the file has them and prefer_ema, else the raw ones
+  YoloV8 raw{nullptr};    // the raw (non-EMA) weights (== model when there is no EMA)
+  nlohmann::json meta;
+  bool has_ema = false;
+  bool has_optimizer = false;
+};
+
+// Reads a checkpoint and rebuilds its model(s). Errors name the file and what does not match.
+Checkpoint load_checkpoint(const fs::path& path, bool prefer_ema = true);
+
+// Restores optimizer state saved by save_checkpoint (same parameter groups).
+void load_optimizer_state(const fs::path& path, torch::optim::Optimizer& optimizer);
+
+// Copies every parameter and buffer of `src` into `dst` (same architecture).
+void copy_state(YoloV8& src, YoloV8& dst);
+
+// Named parameters and buffers in one map (what a checkpoint stores).
+std::vector<std::pair<std::string, torch::Tensor>> named_state(torch::nn::Module& m);
+
+// Loads named tensors into `m`. Missing or mismatching names are collected; when `strict`, any of them
+// is an error naming them (the first few), else they are logged and skipped. Returns tensors loaded.
+int64_t load_named_state(torch::nn::Module& m,
+                         const std::vector<std::pair<std::string, torch::Tensor>>& state, bool strict,
+                         const std::string& origin);
+
+}  // namespace yq::model
