@@ -105,6 +105,9 @@ TEST(Config, EditDistance) {
 // configs hold only keys of their command (a config never holds a key the code does not read).
 TEST(Config, EveryBuiltinKeyIsRead) {
   for (const auto& name : builtin_config_names()) {
+    // Qconfig files are read by yq::quant::QConfigMapping, not as command configs
+    // (tests/quant/qconfig_test.cpp parses them).
+    if (name == "quantization.yaml" || name.rfind("experiments/", 0) == 0) continue;
     YAML::Node root = YAML::Load(builtin_config(name));
     if (root.IsNull()) continue;
     for (const auto& kv : root) {
