@@ -67,6 +67,9 @@ void install_interrupt_handler() {
 bool interrupt_requested() {
   return g_interrupts.load() > 0;
 }
+void request_interrupt() {
+  g_interrupts = 1;
+}
 void clear_interrupt() {
   g_interrupts = 0;
 }
@@ -132,7 +135,7 @@ std::string fmt_items(const torch::Tensor& items) {
 
 }  // namespace
 
-TrainResult train(const Config& cfg_in) {
+TrainResult train(const Config& cfg_in, const TrainHooks& hooks) {
   Config cfg = cfg_in;
   const fs::path project = cfg.get_str("project");
   TrainResult res;
@@ -180,11 +183,15 @@ TrainResult train(const Config& cfg_in) {
   data::DatasetInfo info = data::load_dataset_yaml(cfg.get_str("data"));
   data::SplitIndex train_idx = data::scan_split(info, "train");
   data::log_summary(train_idx);
-  const bool do_val = cfg.get_bool("val") && info.splits.count("val");
+  bool do_val = cfg.get_bool("val") && info.splits.count("val");
   std::optional<data::SplitIndex> val_idx;
   if (do_val) {
     val_idx = data::scan_split(info, "val");
     data::log_summary(*val_idx);
+    if (val_idx->samples.empty()) {
+      log::warn("the val split has no usable images: training without validation (best.pt = last.pt)");
+      do_val = false;
+    }
   }
   const int imgsz = int(cfg.get_int("imgsz"));
   YQ_CHECK_USAGE(imgsz % 32 == 0, "key 'imgsz' = {} must be a multiple of 32", imgsz);
@@ -342,6 +349,7 @@ TrainResult train(const Config& cfg_in) {
         last_opt_step = ni;
       }
       bar.update(i + 1, fmt_items(mean_items) + fmt::format(" {} img", b.images.size(0)));
+      if (hooks.after_batch) hooks.after_batch(epoch, i, *net);
       if (interrupt_requested()) break;
     }
     if (interrupt_requested()) {

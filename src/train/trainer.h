@@ -3,11 +3,16 @@
 // results.csv, TensorBoard scalars, resume and Ctrl-C handling (SPEC-YOLOV8.md "Training defaults").
 #pragma once
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "core/config.h"
 #include "core/fs.h"
+
+namespace yq::model {
+class YoloV8Impl;
+}
 
 namespace yq::train {
 
@@ -25,11 +30,17 @@ struct TrainResult {
   bool interrupted = false;
 };
 
-TrainResult train(const Config& cfg);
+// Observers of the training loop (tests use them to interrupt at a known point).
+struct TrainHooks {
+  std::function<void(int epoch, int64_t batch, model::YoloV8Impl& model)> after_batch;
+};
+
+TrainResult train(const Config& cfg, const TrainHooks& hooks = {});
 
 // Ctrl-C: the first SIGINT asks the trainer to save a checkpoint and stop; a second one kills.
 void install_interrupt_handler();
 bool interrupt_requested();
+void request_interrupt();
 void clear_interrupt();
 
 }  // namespace yq::train

@@ -1,7 +1,7 @@
 #include "data/loader.h"
 
-#include <gtest/gtest.h>
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 #include <opencv2/imgproc.hpp>
 
 #include "data/test_util.h"
