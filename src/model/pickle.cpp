@@ -504,8 +504,10 @@ class Machine {
       }
       state = merged;
     }
+    if (target->state == state) return;
     if (target->state != nullptr && target->state->kind == Kind::Dict && state->kind == Kind::Dict) {
-      for (auto& [k, v] : state->entries) add_entry(target->state, k, v);
+      auto entries = state->entries;  // a copy: `state` may be nested inside target->state
+      for (auto& [k, v] : entries) add_entry(target->state, k, v);
       return;
     }
     check(target->state == nullptr, "BUILD twice on {}", describe(target));

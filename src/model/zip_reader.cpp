@@ -4,7 +4,6 @@
 
 #include <fstream>
 #include <limits>
-#include <unordered_set>
 
 #include "core/error.h"
 
@@ -160,7 +159,6 @@ ZipReader::ZipReader(std::string bytes, std::string name, ZipLimits limits)
            "{}: corrupt zip: {} entries cannot fit in a central directory of {} bytes", name_, dir.entries,
            dir.size);
   entries_.reserve(dir.entries);
-  std::unordered_set<std::string_view> seen;
   uint64_t pos = dir.offset, cd_end = dir.offset + dir.size;
   for (uint64_t i = 0; i < dir.entries; ++i) {
     YQ_CHECK(pos + kCentralSize <= cd_end && b.u32(pos, "central header") == kCentralSig,
@@ -208,9 +206,9 @@ ZipReader::ZipReader(std::string bytes, std::string name, ZipLimits limits)
     YQ_CHECK(e.data_offset <= dir.offset && e.compressed_size <= dir.offset - e.data_offset,
              "{}: truncated or corrupt zip: the data of entry '{}' (byte {}, {} bytes) runs past byte {}",
              name_, e.name, e.data_offset, e.compressed_size, dir.offset);
+    YQ_CHECK(index_.emplace(e.name, entries_.size()).second, "{}: zip archive has two entries named '{}'",
+             name_, e.name);
     entries_.push_back(std::move(e));
-    YQ_CHECK(seen.insert(entries_.back().name).second, "{}: zip archive has two entries named '{}'", name_,
-             entries_.back().name);
   }
 }
 
@@ -228,9 +226,8 @@ ZipReader ZipReader::open(const std::filesystem::path& path, ZipLimits limits) {
 }
 
 const ZipEntry* ZipReader::find(std::string_view entry_name) const {
-  for (const ZipEntry& e : entries_)
-    if (e.name == entry_name) return &e;
-  return nullptr;
+  auto it = index_.find(std::string(entry_name));
+  return it == index_.end() ? nullptr : &entries_[it->second];
 }
 
 std::string_view ZipReader::view_stored(const ZipEntry& e) const {

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace yq::model {
@@ -53,6 +54,7 @@ class ZipReader {
   std::string name_;
   ZipLimits limits_;
   std::vector<ZipEntry> entries_;
+  std::unordered_map<std::string, size_t> index_;  // name -> position in entries_
 };
 
 // CRC-32 (the zip polynomial) of `data`.

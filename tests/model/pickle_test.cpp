@@ -97,6 +97,16 @@ TEST(Pickle, ObjectsRecordClassArgsAndState) {
   ASSERT_TRUE(o->attr("training"));
   EXPECT_FALSE(o->attr("training")->boolean);
 
+  // BUILD again with the same state, then with another dict: attributes merge, nothing is duplicated.
+  PickleBytes twice;
+  twice.global("ultralytics.nn.modules", "Conv").op(')').op(0x81);
+  twice.op('}').put(3).str("a").i(1).op('s').op('b').get(3).op('b');
+  twice.op('}').str("b").i(2).op('s').op('b');
+  Pickle rt = parse(twice.stop());
+  ASSERT_TRUE(rt.root()->state);
+  EXPECT_EQ(rt.root()->state->entries.size(), 2u);
+  EXPECT_EQ(rt.root()->attr("b")->integer, 2);
+
   PickleBytes q;  // REDUCE of a non-special allowed callable is an Object too; nothing is called
   q.global("torch", "device").str("cpu").op(0x85).op('R');
   Pickle rq = parse(q.stop());
