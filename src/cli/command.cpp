@@ -11,7 +11,7 @@
 namespace yq::cli {
 
 const std::vector<Command>& all_commands() {
-  static const std::vector<Command> cmds = {stats_command()};
+  static const std::vector<Command> cmds = {synth_command(), stats_command(), info_command()};
   return cmds;
 }
 

@@ -44,5 +44,6 @@ void run_subcommand(const std::string& name, const std::vector<std::string>& arg
 Command synth_command();
 Command stats_command();
 Command demo_command();
+Command info_command();
 
 }  // namespace yq::cli
