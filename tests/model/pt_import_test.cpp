@@ -1,4 +1,5 @@
 #include "model/pt_import.h"
+#include "model/pt_load.h"
 
 #include <gtest/gtest.h>
 
@@ -247,6 +248,14 @@ TEST(PtImport, FullSizeYolov8nFromPython) {
   EXPECT_EQ(params, 3157200);  // SPEC-YOLOV8.md: yolov8n at nc=80
   EXPECT_EQ(ck.nc, 80);
   EXPECT_EQ(ck.find("model.22.cv3.0.2.weight")->sizes().vec(), (std::vector<int64_t>{80, 80, 1, 1}));
+
+  // Our yolov8n built from it: every tensor loads, and the parameter count is the reference's.
+  LoadReport report;
+  YoloV8 model = model_from_checkpoint(ck, {}, &report);
+  EXPECT_TRUE(report.complete()) << report.summary();
+  EXPECT_EQ(report.loaded, 355);
+  EXPECT_EQ(count_parameters(*model), 3157200);
+  EXPECT_EQ(model->nc(), 80);
 }
 
 }  // namespace
