@@ -7,6 +7,8 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "model/pt_load.h"
+#include "model/zip_reader.h"
 
 namespace yq::model {
 
@@ -147,8 +149,39 @@ static nlohmann::json read_meta(torch::serialize::InputArchive& ar, const fs::pa
   return meta;
 }
 
+bool is_reference_checkpoint(const fs::path& path) {
+  // The reference's torch.save archives hold <dir>/data.pkl; ours (LibTorch archives) also hold
+  // <dir>/constants.pkl and code/.
+  try {
+    ZipReader z = ZipReader::open(path);
+    bool data = false, constants = false;
+    auto ends = [](const std::string& s, const std::string& t) {
+      return s.size() >= t.size() && s.compare(s.size() - t.size(), t.size(), t) == 0;
+    };
+    for (const auto& e : z.entries()) {
+      data = data || ends(e.name, "/data.pkl");
+      constants = constants || ends(e.name, "/constants.pkl");
+    }
+    return data && !constants;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 Checkpoint load_checkpoint(const fs::path& path, bool prefer_ema) {
   YQ_CHECK_USAGE(fs::exists(path), "checkpoint {} does not exist", path.string());
+  if (is_reference_checkpoint(path)) {
+    // A YOLOv8 .pt from the reference tool: read safely (nothing executed), strict name/shape check.
+    return with_context("while importing reference checkpoint " + path.string(), [&] {
+      Checkpoint ck;
+      LoadReport report;
+      ck.model = model_from_checkpoint(path, ImportOptions{}, &report);
+      ck.raw = ck.model;
+      ck.meta = {{"format", "ultralytics"}, {"kind", "fp32"}, {"source", path.string()}};
+      log::info("{}: reference checkpoint, {}", path.string(), report.summary());
+      return ck;
+    });
+  }
   return with_context("while loading checkpoint " + path.string(), [&] {
     torch::serialize::InputArchive ar;
     ar.load_from(path.string());

@@ -1,4 +1,5 @@
 #include "model/checkpoint.h"
+#include "model/pt_load.h"
 
 #include <gtest/gtest.h>
 
@@ -69,6 +70,28 @@ TEST(Checkpoint, StrictLoadNamesMismatches) {
   // Non-strict: everything but the class convs loads (transfer learning).
   int64_t loaded = load_named_state(*b, named_state(*a), false, "five.pt");
   EXPECT_EQ(loaded, int64_t(named_state(*b).size()) - 6);  // 3 levels x (weight, bias)
+}
+
+}  // namespace
+}  // namespace yq::model
+
+namespace yq::model {
+namespace {
+
+TEST(Checkpoint, LoadsReferenceCheckpointsTransparently) {
+  const fs::path pt = fs::path(YOLOQAT_SOURCE_DIR) / "tests/model/fixtures/tiny.pt";
+  ASSERT_TRUE(is_reference_checkpoint(pt));
+  auto ck = load_checkpoint(pt);
+  EXPECT_EQ(ck.meta["format"], "ultralytics");
+  auto direct = model_from_checkpoint(pt);
+  ck.model->eval(), direct->eval();
+  auto x = torch::rand({1, 3, 64, 64});
+  EXPECT_TRUE(torch::equal(ck.model->forward(x), direct->forward(x)));
+  // Our own checkpoints are not mistaken for reference ones.
+  yq::testing::TempDir t("ckref");
+  save_checkpoint(t / "ours.pt", ck.model, nullptr, nullptr, {});
+  EXPECT_FALSE(is_reference_checkpoint(t / "ours.pt"));
+  EXPECT_EQ(load_checkpoint(t / "ours.pt").meta["format"], kCheckpointFormat);
 }
 
 }  // namespace

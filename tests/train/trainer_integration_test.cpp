@@ -132,3 +132,19 @@ TEST_F(TrainerTest, BadDataIsAUsageError) {
 
 }  // namespace
 }  // namespace yq::train
+
+namespace yq::train {
+namespace {
+
+// Fine-tuning from a reference YOLOv8 checkpoint of another class count: all but the class convs load.
+TEST_F(TrainerTest, FineTunesFromAReferenceCheckpoint) {
+  auto args = base_args("ref", 1);
+  args[1] = "weights=" + (fs::path(YOLOQAT_SOURCE_DIR) / "tests/model/fixtures/tiny.pt").string();
+  auto r = train(train_config(args));
+  EXPECT_EQ(r.epochs_done, 1);
+  auto ck = model::load_checkpoint(r.last);
+  EXPECT_EQ(ck.model->nc(), 7);
+}
+
+}  // namespace
+}  // namespace yq::train
