@@ -117,7 +117,7 @@ Command demo_command() {
   c.declare = [](Schema& s) {
     s.flag("quick", false, "a tiny run (fewer images and epochs) that finishes in a few minutes");
     s.text("model", "yolov8n", "model to train");
-    s.integer("epochs", 30, "training epochs (quick: 3)", 1, 10000);
+    s.integer("epochs", 25, "training epochs (quick: 3)", 1, 10000);
     s.integer("imgsz", 320, "training and validation image size (quick: 192)", 32, 2048);
     s.integer("batch", 16, "batch size", 1, 1024);
     s.integer("train_images", 400, "synthetic training images (quick: 96)", 8, 100000);
