@@ -6,35 +6,21 @@
 
 #include "core/error.h"
 #include "data/test_util.h"
+#include "deploy/export_fixtures.h"
 #include "deploy/ort_util.h"
 #include "fixtures.h"
 
 namespace yq::deploy {
 namespace {
 
+using yq::testing::compare;
+using yq::testing::Diff;
 using yq::testing::TempDir;
 
-// The tiny YOLOv8 of tests/fixtures.h with seeded random weights and BN statistics, in eval mode, so
-// that folding the BN is exercised (fresh BNs are the identity).
+// The tiny YOLOv8 of tests/fixtures.h, randomized for export tests.
 model::YoloV8 tiny_model(const fs::path& dir, int64_t nc, uint64_t seed) {
-  torch::manual_seed(seed);
   model::YoloV8 m(model::parse_model_name(yq::testing::write_tiny_model_yaml(dir).string(), nc));
-  torch::NoGradGuard ng;
-  for (auto& mod : m->modules(/*include_self=*/false)) {
-    if (auto* bn = mod->as<torch::nn::BatchNorm2dImpl>()) {
-      bn->weight.uniform_(0.5, 1.5);
-      bn->bias.normal_(0, 0.2);
-      bn->running_mean.normal_(0, 0.2);
-      bn->running_var.uniform_(0.5, 2.0);
-    }
-    // Head biases spread so that class scores span 0..1 (their init makes every score ~1e-4).
-    if (auto* conv = mod->as<torch::nn::Conv2dImpl>(); conv && conv->bias.defined())
-      conv->bias.normal_(0, 1.5);
-  }
-  std::vector<std::string> names;
-  for (int64_t c = 0; c < nc; ++c) names.push_back("sign_" + std::to_string(c));
-  m->set_names(names);
-  m->eval();
+  yq::testing::randomize_for_export(m, seed);
   return m;
 }
 
@@ -42,22 +28,6 @@ std::map<std::string, std::string> metadata(const onnx::ModelProto& m) {
   std::map<std::string, std::string> out;
   for (const auto& p : m.metadata_props()) out[p.key()] = p.value();
   return out;
-}
-
-struct Diff {
-  double max_abs = 0;
-  double max_rel = 0;  // max |a - b| / max(|b|, kRelFloor)
-};
-
-// Relative differences are taken against max(|b|, 0.01): class scores of improbable classes (below
-// 0.01) are compared absolutely at 1e-6 (ONNX Runtime's Sigmoid is accurate to ~1e-7 absolute,
-// which is a large relative error on a score of 1e-4 and no difference for detection).
-constexpr double kRelFloor = 1e-2;
-
-Diff compare(const torch::Tensor& a, const torch::Tensor& b) {
-  auto d = (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs();
-  auto denom = b.to(torch::kFloat64).abs().clamp_min(kRelFloor);
-  return {d.max().item<double>(), (d / denom).max().item<double>()};
 }
 
 TEST(OnnxExport, FoldConvBnEqualsConvThenBn) {
@@ -186,7 +156,7 @@ TEST(OnnxExport, OnnxRuntimeMatchesOurForward) {
         "[onnx fp32 vs ours] batch %d: max abs %.3g, max rel %.3g; boxes %.3g abs %.3g rel; scores %.3g "
         "abs\n",
         int(x.size(0)), d.max_abs, d.max_rel, box.max_abs, box.max_rel, cls.max_abs);
-    EXPECT_LE(d.max_rel, 1e-4) << "max abs " << d.max_abs;
+    EXPECT_LE(d.max_rel, yq::testing::kFp32RelTol) << "max abs " << d.max_abs;
     // The outputs are not trivial: boxes span pixels, scores are probabilities.
     EXPECT_GT(ref.slice(1, 0, 4).abs().max().item<double>(), 1.0);
     EXPECT_GT(ref.slice(1, 4).max().item<double>(), 0.5);
