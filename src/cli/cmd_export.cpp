@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "deploy/onnx_export.h"
 #include "model/checkpoint.h"
+#include "model/onnx_import.h"
 #include "model/pt_load.h"
 
 namespace yq::cli {
@@ -20,7 +21,7 @@ namespace yq::cli {
 namespace {
 
 // The model to export: a yoloqat checkpoint (its EMA weights when present), a reference YOLOv8 .pt,
-// or, without weights, an untrained model= config.
+// an fp32 ONNX export of the reference layout, or, without weights, an untrained model= config.
 model::YoloV8 load_model(const Config& cfg, std::string* source) {
   const std::string weights = cfg.get_str("weights");
   if (weights.empty()) {
@@ -31,6 +32,7 @@ model::YoloV8 load_model(const Config& cfg, std::string* source) {
   }
   YQ_CHECK_USAGE(fs::is_regular_file(weights), "weights={}: no such file", weights);
   *source = weights;
+  if (lower_ext(weights) == "onnx") return model::model_from_onnx(weights);
   std::string first_error;
   try {
     return model::load_checkpoint(weights, /*prefer_ema=*/true).model;
@@ -116,7 +118,9 @@ Command export_command() {
   c.summary = "export a model for deployment: onnx (fp32, BN folded, the reference YOLOv8 interface)";
   c.config = "export.yaml";
   c.declare = [](Schema& s) {
-    s.text("weights", "", "checkpoint to export (yoloqat or reference YOLOv8 .pt); \"\" = untrained model=");
+    s.text(
+        "weights", "",
+        "checkpoint to export (yoloqat or reference YOLOv8 .pt, or a YOLOv8 .onnx); \"\" = untrained model=");
     s.text("model", "yolov8n", "model config used when no weights are given (yolov8n/s/m/l/x or a yaml)");
     s.integer("nc", 0, "classes of the untrained model= (0 = the config's)", 0, 100000);
     s.text("format", "onnx", "export format", {"onnx"});
