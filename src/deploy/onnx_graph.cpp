@@ -114,7 +114,8 @@ std::string OnnxGraph::add_initializer(const std::string& name, const torch::Ten
       type = onnx::TensorProto::UINT8;
       break;
     default:
-      throw Error(fmt::format("ONNX initializer {}: dtype {} is not supported", name, c10::toString(c.scalar_type())));
+      throw Error(fmt::format("ONNX initializer {}: dtype {} is not supported", name,
+                              c10::toString(c.scalar_type())));
   }
   const std::string used = unique_name(name);
   auto* init = graph_->add_initializer();
