@@ -48,5 +48,6 @@ Command train_command();
 Command val_command();
 Command predict_command();
 Command info_command();
+Command export_command();
 
 }  // namespace yq::cli

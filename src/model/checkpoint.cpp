@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "model/onnx_import.h"
 #include "model/pt_load.h"
 #include "model/zip_reader.h"
 
@@ -170,6 +171,16 @@ bool is_reference_checkpoint(const fs::path& path) {
 
 Checkpoint load_checkpoint(const fs::path& path, bool prefer_ema) {
   YQ_CHECK_USAGE(fs::exists(path), "checkpoint {} does not exist", path.string());
+  if (lower_ext(path) == "onnx") {
+    // A YOLOv8 ONNX export (reference layout): conv weights from the initializers, BN as identity.
+    return with_context("while importing ONNX model " + path.string(), [&] {
+      Checkpoint ck;
+      ck.model = model_from_onnx(path);
+      ck.raw = ck.model;
+      ck.meta = {{"format", "onnx"}, {"kind", "fp32"}, {"source", path.string()}};
+      return ck;
+    });
+  }
   if (is_reference_checkpoint(path)) {
     // A YOLOv8 .pt from the reference tool: read safely (nothing executed), strict name/shape check.
     return with_context("while importing reference checkpoint " + path.string(), [&] {

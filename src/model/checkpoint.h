@@ -35,7 +35,8 @@ struct Checkpoint {
 // True for a reference (Python) YOLOv8 checkpoint: a torch.save zip archive with <dir>/data.pkl.
 bool is_reference_checkpoint(const fs::path& path);
 
-// Reads a checkpoint and rebuilds its model(s): a yoloqat checkpoint, or a reference YOLOv8 .pt
+// Reads a checkpoint and rebuilds its model(s): a yoloqat checkpoint, a YOLOv8 ONNX export (.onnx),
+// or a reference YOLOv8 .pt
 // (read by the safe pickle reader; `model`/`ema` modules mapped onto our layers, never executed).
 // Errors name the file and what does not match.
 Checkpoint load_checkpoint(const fs::path& path, bool prefer_ema = true);

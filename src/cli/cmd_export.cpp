@@ -1,0 +1,122 @@
+// yoloqat export weights=CKPT format=onnx imgsz=640 dynamic=false: writes
+// <project>/models/exported/onnx/<name>.onnx (fp32, BN folded, the reference YOLOv8 interface), with
+// <name>.args.yaml (the resolved config) and <name>.export.json (size, nodes, time) beside it.
+#include <torch/torch.h>
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+
+#include "cli/command.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "deploy/onnx_export.h"
+#include "model/checkpoint.h"
+#include "model/onnx_import.h"
+#include "model/pt_load.h"
+
+namespace yq::cli {
+
+namespace {
+
+// The model to export: a yoloqat checkpoint (its EMA weights when present), a reference YOLOv8 .pt,
+// an fp32 ONNX export of the reference layout, or, without weights, an untrained model= config.
+model::YoloV8 load_model(const Config& cfg, std::string* source) {
+  const std::string weights = cfg.get_str("weights");
+  if (weights.empty()) {
+    auto spec = model::parse_model_name(cfg.get_str("model"), cfg.get_int("nc"));
+    log::warn("no weights= given: exporting an untrained {} (random weights, nc={})", spec.name, spec.nc);
+    *source = spec.origin + " (untrained)";
+    return model::YoloV8(spec);
+  }
+  YQ_CHECK_USAGE(fs::is_regular_file(weights), "weights={}: no such file", weights);
+  *source = weights;
+  // yoloqat checkpoints, reference .pt files and ONNX exports all load here.
+  return model::load_checkpoint(weights, /*prefer_ema=*/true).model;
+}
+
+// The file stem of the export: name= when given, else the weights' stem ("<run>-best" for the
+// best.pt / last.pt of a training run), else the model's name.
+std::string export_stem(const Config& cfg, const model::YoloV8& m) {
+  if (!cfg.get_str("name").empty()) return cfg.get_str("name");
+  const std::string weights = cfg.get_str("weights");
+  if (weights.empty()) return m->spec().name;
+  const fs::path p = fs::absolute(weights);
+  const std::string stem = p.stem().string();
+  if ((stem == "best" || stem == "last") && p.has_parent_path() && !p.parent_path().filename().empty())
+    return p.parent_path().filename().string() + "-" + stem;
+  return stem;
+}
+
+void run_export(const Config& cfg) {
+  const std::string format = cfg.get_str("format");
+  std::string source;
+  model::YoloV8 m = with_context("while loading the model", [&] { return load_model(cfg, &source); });
+  m->eval();
+
+  const auto sz = cfg.get_ints("imgsz");
+  YQ_CHECK_USAGE(sz.size() == 1 || sz.size() == 2, "imgsz: one size or h,w, found {} values", sz.size());
+  deploy::OnnxExportOptions o;
+  o.height = sz[0];
+  o.width = sz.size() == 2 ? sz[1] : sz[0];
+  o.dynamic = cfg.get_bool("dynamic");
+  o.opset = cfg.get_int("opset");
+  o.source = source;
+
+  const fs::path dir = fs::path(cfg.get_str("project")) / "models" / "exported" / format;
+  const std::string base = export_stem(cfg, m);
+  std::string stem = base;
+  for (int i = 2; !cfg.get_bool("exist_ok") && fs::exists(dir / (stem + ".onnx")); ++i)
+    stem = base + std::to_string(i);
+  const fs::path out = dir / (stem + ".onnx");
+
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto r = deploy::export_onnx(*m, out, o);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  fs::create_directories(dir);
+  cfg.save((dir / (stem + ".args.yaml")).string());
+  nlohmann::json j = {
+      {"file", out.string()},
+      {"format", format},
+      {"bytes", r.bytes},
+      {"nodes", r.nodes},
+      {"initializers", r.initializers},
+      {"input", {{"name", "images"}, {"shape", {o.dynamic ? -1 : 1, 3, o.height, o.width}}}},
+      {"output", {{"name", "output0"}, {"shape", {o.dynamic ? -1 : 1, 4 + m->nc(), r.anchors}}}},
+      {"opset", o.opset},
+      {"dynamic", o.dynamic},
+      {"weights", source},
+      {"seconds", seconds}};
+  atomic_write(dir / (stem + ".export.json"), j.dump(2));
+  log::info("exported {} ({:.1f} MB, {} nodes, output0 {} x {} x {}, opset {}) in {:.2f} s", out.string(),
+            double(r.bytes) / 1e6, r.nodes, o.dynamic ? "batch" : "1", 4 + m->nc(), r.anchors, o.opset,
+            seconds);
+}
+
+}  // namespace
+
+Command export_command() {
+  Command c;
+  c.name = "export";
+  c.summary = "export a model for deployment: onnx (fp32, BN folded, the reference YOLOv8 interface)";
+  c.config = "export.yaml";
+  c.declare = [](Schema& s) {
+    s.text(
+        "weights", "",
+        "checkpoint to export (yoloqat or reference YOLOv8 .pt, or a YOLOv8 .onnx); \"\" = untrained model=");
+    s.text("model", "yolov8n", "model config used when no weights are given (yolov8n/s/m/l/x or a yaml)");
+    s.integer("nc", 0, "classes of the untrained model= (0 = the config's)", 0, 100000);
+    s.text("format", "onnx", "export format", {"onnx"});
+    s.integers("imgsz", "640", "input size: one value (square) or h,w; multiples of 32", 32, 8192);
+    s.flag("dynamic", false, "symbolic batch dimension instead of 1");
+    s.integer("opset", 17, "ONNX opset of the graph", 13, 17);
+    add_output_keys(s, "");
+    add_runtime_keys(s);
+  };
+  c.run = run_export;
+  return c;
+}
+
+}  // namespace yq::cli
