@@ -33,6 +33,8 @@ struct Checkpoint {
 };
 
 // Reads a checkpoint and rebuilds its model(s). Errors name the file and what does not match.
+// A quantized checkpoint (meta "qconfig", quant/qcheckpoint.h) comes back prepared with its qconfig and
+// its quantizers' state, so it evaluates with fake quantization.
 Checkpoint load_checkpoint(const fs::path& path, bool prefer_ema = true);
 
 // Restores optimizer state saved by save_checkpoint (same parameter groups).
