@@ -48,5 +48,7 @@ Command train_command();
 Command val_command();
 Command predict_command();
 Command info_command();
+Command calibrate_command();
+Command qat_command();
 
 }  // namespace yq::cli
