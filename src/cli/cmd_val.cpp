@@ -12,6 +12,7 @@
 #include "eval/plots.h"
 #include "eval/validator.h"
 #include "model/checkpoint.h"
+#include "quant/prepare.h"
 
 namespace yq::cli {
 
@@ -50,6 +51,8 @@ void run_val(const Config& cfg) {
     YQ_CHECK_USAGE(ck.model->nc() == info.nc, "{} has {} classes but {} has {}", cfg.get_str("weights"),
                    ck.model->nc(), info.yaml.string(), info.nc);
     ck.model->eval();
+    // A PTQ / QAT checkpoint comes back prepared: evaluate it with fake quantization, ranges fixed.
+    if (quant::is_prepared(*ck.model)) quant::enable_observers(*ck.model, false);
     data::LoaderOptions lo;
     lo.imgsz = int(cfg.get_int("imgsz")), lo.batch = int(cfg.get_int("batch")),
     lo.workers = int(cfg.get_int("workers"));

@@ -49,5 +49,7 @@ Command val_command();
 Command predict_command();
 Command info_command();
 Command export_command();
+Command calibrate_command();
+Command qat_command();
 
 }  // namespace yq::cli

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "model/anchors.h"
+#include "quant/qat_modules.h"
 
 namespace yq::model {
 
@@ -22,17 +23,18 @@ ConvBnActImpl::ConvBnActImpl(const ConvBnActOptions& o) : options_(o) {
 }
 
 torch::Tensor ConvBnActImpl::forward(const torch::Tensor& x) {
-  return torch::silu(bn->forward(conv->forward(x)));
+  if (mode == ConvMode::kFloat) return torch::silu(bn->forward(conv->forward(x)));
+  return quant::conv_bn_act_forward(*this, x);
 }
 
 // ---------------------------------------------------------------- junctions
 
 torch::Tensor AddImpl::forward(const torch::Tensor& a, const torch::Tensor& b) {
-  return a + b;
+  return out_fq.is_empty() ? a + b : out_fq->forward(a + b);
 }
 
 torch::Tensor ConcatImpl::forward(const std::vector<torch::Tensor>& xs) {
-  return torch::cat(xs, dim_);
+  return out_fq.is_empty() ? torch::cat(xs, dim_) : out_fq->forward(torch::cat(xs, dim_));
 }
 
 std::vector<torch::Tensor> SplitImpl::forward(const torch::Tensor& x) {
@@ -127,15 +129,27 @@ DetectImpl::DetectImpl(int64_t nc, const std::vector<int64_t>& ch) : nc_(nc), ch
                                          torch::nn::Conv2d(torch::nn::Conv2dOptions(c3, nc, 1))));
   }
   dfl = register_module("dfl", DFL(kRegMax));
+  for (auto* v : {&box_weight_fq, &box_act_fq, &cls_weight_fq, &cls_act_fq})
+    v->assign(ch.size(), quant::FakeQuantize(nullptr));
 }
 
 std::vector<torch::Tensor> DetectImpl::forward(const std::vector<torch::Tensor>& feats) {
   YQ_ASSERT(static_cast<int64_t>(feats.size()) == nl());
   std::vector<torch::Tensor> out;
   out.reserve(feats.size());
+  // Conv, Conv, then the final 1x1 conv with its optional quantizers.
+  auto branch = [](torch::nn::SequentialImpl& s, const torch::Tensor& x, quant::FakeQuantize& wfq,
+                   quant::FakeQuantize& afq) {
+    auto h = s.ptr(1)->as<ConvBnActImpl>()->forward(s.ptr(0)->as<ConvBnActImpl>()->forward(x));
+    auto* last = s.ptr(2)->as<torch::nn::Conv2dImpl>();
+    if (wfq.is_empty() && afq.is_empty()) return last->forward(h);
+    return quant::quantized_conv_forward(*last, h, wfq, afq);
+  };
   for (size_t i = 0; i < feats.size(); ++i) {
-    auto box = cv2->ptr(i)->as<torch::nn::SequentialImpl>()->forward(feats[i]);  // [B, 64, H, W]
-    auto cls = cv3->ptr(i)->as<torch::nn::SequentialImpl>()->forward(feats[i]);  // [B, nc, H, W]
+    auto box = branch(*cv2->ptr(i)->as<torch::nn::SequentialImpl>(), feats[i], box_weight_fq[i],
+                      box_act_fq[i]);  // [B, 64, H, W]
+    auto cls = branch(*cv3->ptr(i)->as<torch::nn::SequentialImpl>(), feats[i], cls_weight_fq[i],
+                      cls_act_fq[i]);  // [B, nc, H, W]
     out.push_back(torch::cat({box, cls}, 1));
   }
   return out;

@@ -4,7 +4,8 @@
 // Quantization-aware by construction (DESIGN.md "Quantization"): every tensor that flows between
 // layers is produced by one module, so the quantizer of that tensor has one obvious owner.
 //  - ConvBnAct (conv -> bn -> SiLU) is the unit; its children are named `conv` and `bn` as in the
-//    reference state dict, and later grows float / fused / QAT / int8 modes.
+//    reference state dict. Modes: float, fused (BN folded, quant/fusion.h) and QAT (BN folding
+//    simulated, quant/qat_modules.h).
 //  - Junctions are small modules of their own: Add (residual), Concat, Split (channel chunks),
 //    MaxPool, Upsample. They hold no parameters, so they do not change the state dict.
 // Child names follow the reference's state-dict names (cv1, cv2, m, cv3, dfl).
@@ -13,6 +14,8 @@
 #include <torch/torch.h>
 
 #include <vector>
+
+#include "quant/fake_quantize.h"
 
 namespace yq::model {
 
@@ -30,6 +33,13 @@ struct ConvBnActOptions {
   TORCH_ARG(int64_t, s);
 };
 
+// How ConvBnAct computes its output (quant/qat_modules.h has the fused and QAT math).
+enum class ConvMode {
+  kFloat,  // silu(bn(conv(x)))
+  kFused,  // silu(conv(x, W * g, beta - mean * g)) with g = gamma / sqrt(running_var + eps)
+  kQat,    // BN folding simulated with fake-quantized folded weights (quant::prepare sets it)
+};
+
 class ConvBnActImpl : public torch::nn::Module {
  public:
   explicit ConvBnActImpl(const ConvBnActOptions& o);
@@ -41,29 +51,43 @@ class ConvBnActImpl : public torch::nn::Module {
   torch::nn::Conv2d conv{nullptr};
   torch::nn::BatchNorm2d bn{nullptr};
 
+  // Quantization state, installed by quant::prepare (empty holders = none). weight_fq quantizes the
+  // BN-folded weight per output channel (child "weight_fq"); act_fq the output after SiLU ("act_fq").
+  ConvMode mode = ConvMode::kFloat;
+  quant::FakeQuantize weight_fq{nullptr};
+  quant::FakeQuantize act_fq{nullptr};
+  bool bn_frozen = false;  // QAT: BN uses (and no longer updates) its running statistics
+
  private:
   ConvBnActOptions options_;
 };
 TORCH_MODULE(ConvBnAct);
 
-// Residual junction: a + b.
+// Residual junction: a + b. Quantized, the sum has its own output quantizer (child "out_fq").
 class AddImpl : public torch::nn::Module {
  public:
   torch::Tensor forward(const torch::Tensor& a, const torch::Tensor& b);
+  quant::FakeQuantize out_fq{nullptr};
 };
 TORCH_MODULE(Add);
 
-// Channel concatenation junction (dim 1 for NCHW).
+// Channel concatenation junction (dim 1 for NCHW). Quantized, all inputs and the output share one
+// quantizer (the TensorRT rule that avoids requantization): it sits on the output (child "out_fq"), and
+// an int8 model requantizes each input to its qparams.
 class ConcatImpl : public torch::nn::Module {
  public:
   explicit ConcatImpl(int64_t dim = 1) : dim_(dim) {}
   torch::Tensor forward(const std::vector<torch::Tensor>& xs);
   int64_t dim() const { return dim_; }
+  quant::FakeQuantize out_fq{nullptr};
 
  private:
   int64_t dim_;
 };
 TORCH_MODULE(Concat);
+
+// Split, MaxPool and Upsample select or repeat values, so a quantized input stays on its grid: they
+// pass the input's qparams through and hold no quantizer.
 
 // Splits [B, C, H, W] into `parts` equal channel chunks (C2f's split).
 class SplitImpl : public torch::nn::Module {
@@ -180,6 +204,11 @@ class DetectImpl : public torch::nn::Module {
   torch::nn::ModuleList cv2{nullptr};  // of Sequential(ConvBnAct, ConvBnAct, Conv2d)
   torch::nn::ModuleList cv3{nullptr};
   DFL dfl{nullptr};
+
+  // Quantizers of the final 1x1 convs cv2[i][2] / cv3[i][2] per level (empty holders = float),
+  // installed by quant::prepare as children "weight_fq" / "act_fq" of those convs. DFL, decoding and
+  // sigmoid always stay float.
+  std::vector<quant::FakeQuantize> box_weight_fq, box_act_fq, cls_weight_fq, cls_act_fq;  // [nl] each
 
  private:
   int64_t nc_;

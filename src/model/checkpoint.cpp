@@ -4,12 +4,14 @@
 
 #include <atomic>
 #include <map>
+#include <optional>
 
 #include "core/error.h"
 #include "core/log.h"
 #include "model/onnx_import.h"
 #include "model/pt_load.h"
 #include "model/zip_reader.h"
+#include "quant/prepare.h"
 
 namespace yq::model {
 
@@ -200,14 +202,24 @@ Checkpoint load_checkpoint(const fs::path& path, bool prefer_ema) {
     ck.meta = read_meta(ar, path);
     ModelSpec spec = spec_from_json(ck.meta.at("spec"));
     auto names = ck.meta.at("names").get<std::vector<std::string>>();
-    ck.raw = YoloV8(spec);
-    ck.raw->set_names(names);
+    // Quantized checkpoints (kind ptq / qat) hold their qconfig: the model is prepared with it before
+    // the quantizer state is loaded.
+    std::optional<quant::QConfigMapping> qconfig;
+    if (ck.meta.contains("qconfig"))
+      qconfig = quant::QConfigMapping::from_yaml(ck.meta["qconfig"].get<std::string>(),
+                                                 path.string() + " (qconfig)");
+    auto build = [&] {
+      YoloV8 m(spec);
+      m->set_names(names);
+      if (qconfig) quant::prepare(*m, *qconfig);
+      return m;
+    };
+    ck.raw = build();
     load_named_state(*ck.raw, read_state(ar, "model."), true, path.string());
     ck.has_ema = ck.meta.value("has_ema", false);
     ck.has_optimizer = ck.meta.value("has_optimizer", false);
     if (ck.has_ema && prefer_ema) {
-      ck.model = YoloV8(spec);
-      ck.model->set_names(names);
+      ck.model = build();
       load_named_state(*ck.model, read_state(ar, "ema."), true, path.string() + " (EMA)");
     } else {
       ck.model = ck.raw;

@@ -39,6 +39,8 @@ bool is_reference_checkpoint(const fs::path& path);
 // or a reference YOLOv8 .pt
 // (read by the safe pickle reader; `model`/`ema` modules mapped onto our layers, never executed).
 // Errors name the file and what does not match.
+// A quantized checkpoint (meta "qconfig", quant/qcheckpoint.h) comes back prepared with its qconfig and
+// its quantizers' state, so it evaluates with fake quantization.
 Checkpoint load_checkpoint(const fs::path& path, bool prefer_ema = true);
 
 // Restores optimizer state saved by save_checkpoint (same parameter groups).

@@ -364,7 +364,7 @@ std::vector<torch::Tensor> YoloV8Impl::forward_raw(const torch::Tensor& x) {
            x.size(3), smax);
   const int64_t n = static_cast<int64_t>(info_.size());
   std::vector<torch::Tensor> saved(n);
-  torch::Tensor y = x;
+  torch::Tensor y = input_fq.is_empty() ? x : input_fq->forward(x);
   std::vector<torch::Tensor> in;
   for (int64_t i = 0; i < n; ++i) {
     in.clear();

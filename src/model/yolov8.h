@@ -89,6 +89,8 @@ class YoloV8Impl : public torch::nn::Module {
   Detect detect() const { return detect_; }
 
   torch::nn::ModuleList model{nullptr};  // the layers, in table order
+  // Quantizer of the image (child "input_fq", installed by quant::prepare; empty = float input).
+  quant::FakeQuantize input_fq{nullptr};
 
  private:
   using Run = std::function<torch::Tensor(const std::vector<torch::Tensor>&)>;

@@ -6,10 +6,12 @@
 
 namespace yq::train {
 
-ModelEMA::ModelEMA(model::YoloV8& model, double decay, double tau, int64_t updates)
+ModelEMA::ModelEMA(model::YoloV8& model, double decay, double tau, int64_t updates,
+                   const std::function<void(model::YoloV8Impl&)>& prepare)
     : decay_(decay), tau_(tau), updates_(updates) {
   ema_ = model::YoloV8(model->spec());
   ema_->set_names(model->names());
+  if (prepare) prepare(*ema_);
   model::copy_state(model, ema_);
   ema_->eval();
   for (auto& p : ema_->parameters()) p.set_requires_grad(false);

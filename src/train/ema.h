@@ -5,6 +5,8 @@
 
 #include <torch/torch.h>
 
+#include <functional>
+
 #include "model/yolov8.h"
 
 namespace yq::train {
@@ -12,7 +14,10 @@ namespace yq::train {
 class ModelEMA {
  public:
   // Builds the EMA as a copy of `model` (same spec and names, eval mode, no gradients).
-  explicit ModelEMA(model::YoloV8& model, double decay = 0.9999, double tau = 2000, int64_t updates = 0);
+  // `prepare`, when given, is applied to the fresh copy before the weights are copied (a model prepared
+  // for quantization needs an EMA with the same quantizers).
+  explicit ModelEMA(model::YoloV8& model, double decay = 0.9999, double tau = 2000, int64_t updates = 0,
+                    const std::function<void(model::YoloV8Impl&)>& prepare = {});
   void update(model::YoloV8& model);
   double current_decay() const;
   model::YoloV8& model() { return ema_; }

@@ -144,13 +144,14 @@ TrainResult train(const Config& cfg_in, const TrainHooks& hooks) {
   fs::path resume_from;
   if (!cfg.get_str("resume").empty()) {
     const std::string r = cfg.get_str("resume");
-    resume_from =
-        (r == "true") ? project / "models/checkpoints/fp32" / cfg.get_str("name") / "last.pt" : fs::path(r);
+    resume_from = (r == "true")
+                      ? project / "models/checkpoints" / hooks.kind / cfg.get_str("name") / "last.pt"
+                      : fs::path(r);
     YQ_CHECK_USAGE(fs::exists(resume_from), "resume: {} does not exist (nothing to resume)",
                    resume_from.string());
     auto ck = model::load_checkpoint(resume_from, false);
-    YQ_CHECK_USAGE(ck.meta.value("kind", "") == "fp32" && ck.meta.contains("train_args"),
-                   "resume: {} is not a checkpoint of an fp32 training run", resume_from.string());
+    YQ_CHECK_USAGE(ck.meta.value("kind", "") == hooks.kind && ck.meta.contains("train_args"),
+                   "resume: {} is not a checkpoint of an {} training run", resume_from.string(), hooks.kind);
     YQ_CHECK_USAGE(!ck.meta.value("finished", false), "resume: the run of {} already finished all its epochs",
                    resume_from.string());
     Config saved = cfg;
@@ -166,11 +167,11 @@ TrainResult train(const Config& cfg_in, const TrainHooks& hooks) {
   }
 
   // ---- Run folders.
-  const fs::path ck_root = project / "models/checkpoints/fp32";
+  const fs::path ck_root = project / "models/checkpoints" / hooks.kind;
   fs::path run_dir = increment_path(ck_root / cfg.get_str("name"), cfg.get_bool("exist_ok"));
   const std::string run_name = run_dir.filename().string();
   res.run_dir = run_dir;
-  res.log_dir = project / "logs/fp32" / run_name;
+  res.log_dir = project / "logs" / hooks.kind / run_name;
   fs::create_directories(run_dir);
   fs::create_directories(res.log_dir);
   cfg.save(res.log_dir / "args.yaml");
@@ -231,6 +232,7 @@ TrainResult train(const Config& cfg_in, const TrainHooks& hooks) {
   }
   YQ_CHECK_USAGE(net->nc() == info.nc, "the model has {} classes but the data set {}", net->nc(), info.nc);
   net->set_names(info.names);
+  if (hooks.prepare) hooks.prepare(*net);
   net->train();
 
   // ---- Optimizer, schedule, loss, EMA.
@@ -253,7 +255,7 @@ TrainResult train(const Config& cfg_in, const TrainHooks& hooks) {
   loss_opts.dfl = cfg.get_float("dfl");
   DetectionLoss criterion(int(info.nc), net->strides(), loss_opts);
 
-  ModelEMA ema(net);
+  ModelEMA ema(net, 0.9999, 2000, 0, hooks.prepare);
   int start_epoch = 0;
   double best_fitness = -1;
   int best_epoch = -1;
@@ -279,7 +281,8 @@ TrainResult train(const Config& cfg_in, const TrainHooks& hooks) {
 
   auto save = [&](const fs::path& path, int epoch_done, const nlohmann::json& metrics, bool interrupted) {
     nlohmann::json meta;
-    meta["kind"] = "fp32";
+    meta["kind"] = hooks.kind;
+    meta.update(hooks.extra_meta);
     meta["run_name"] = run_name;
     meta["epoch"] = epoch_done;
     meta["epochs"] = epochs;
@@ -309,6 +312,7 @@ TrainResult train(const Config& cfg_in, const TrainHooks& hooks) {
   for (; epoch < epochs; ++epoch) {
     auto t_epoch = std::chrono::steady_clock::now();
     if (close_mosaic > 0 && epoch >= epochs - close_mosaic) train_loader.set_mosaic(0.0);
+    if (hooks.epoch_start) hooks.epoch_start(epoch, *net);
     net->train();
     train_loader.start_epoch(epoch);
     optimizer->zero_grad();
@@ -377,6 +381,7 @@ TrainResult train(const Config& cfg_in, const TrainHooks& hooks) {
     if (do_val && ((epoch + 1) % cfg.get_int("val_period") == 0 || final_epoch)) {
       auto& em = ema.model();
       em->eval();
+      if (hooks.before_val) hooks.before_val(*em);
       eval::Detector det;
       det.raw = [&](const torch::Tensor& x) { return em->forward_raw(x); };
       det.decode = [&](const std::vector<torch::Tensor>& r) { return em->decode(r); };
@@ -439,6 +444,7 @@ TrainResult train(const Config& cfg_in, const TrainHooks& hooks) {
   if (do_val && fs::exists(res.best)) {
     auto best = model::load_checkpoint(res.best, true);
     best.model->eval();
+    if (hooks.before_val) hooks.before_val(*best.model);
     eval::Detector det;
     det.forward = [&](const torch::Tensor& x) { return best.model->forward(x); };
     auto vr = eval::validate(det, *val_loader, int(info.nc), eval::ValOptions{});

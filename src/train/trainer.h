@@ -33,6 +33,19 @@ struct TrainResult {
 // Observers of the training loop (tests use them to interrupt at a known point).
 struct TrainHooks {
   std::function<void(int epoch, int64_t batch, model::YoloV8Impl& model)> after_batch;
+
+  // Quantization-aware training (`yoloqat qat`, quant/qat.h); fp32 training leaves these as they are.
+  // Output folders models/checkpoints/<kind>/NAME and logs/<kind>/NAME, and the checkpoints' meta "kind".
+  std::string kind = "fp32";
+  // Called on the model once its weights are loaded, before the optimizer is built, and on the EMA
+  // model before the weights are copied into it.
+  std::function<void(model::YoloV8Impl& model)> prepare;
+  // Called on the model at the start of every epoch (observer / BN freezing).
+  std::function<void(int epoch, model::YoloV8Impl& model)> epoch_start;
+  // Called on a model just before it is validated (quantized models: observers off).
+  std::function<void(model::YoloV8Impl& model)> before_val;
+  // Merged into every checkpoint's meta (a QAT run's "qconfig").
+  nlohmann::json extra_meta = nlohmann::json::object();
 };
 
 TrainResult train(const Config& cfg, const TrainHooks& hooks = {});

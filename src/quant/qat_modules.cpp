@@ -1,0 +1,58 @@
+#include "quant/qat_modules.h"
+
+#include "quant/fusion.h"
+
+namespace yq::quant {
+
+namespace {
+
+torch::Tensor conv2d(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b, int64_t stride) {
+  const int64_t pad = w.size(2) / 2;
+  return torch::conv2d(x, w, b, {stride, stride}, {pad, pad});
+}
+
+}  // namespace
+
+torch::Tensor conv_bn_act_forward(model::ConvBnActImpl& m, const torch::Tensor& x) {
+  auto& bn = *m.bn;
+  const torch::Tensor& w = m.conv->weight;
+  const int64_t s = m.options().s();
+  torch::Tensor y;
+  if (m.mode == model::ConvMode::kFused) {
+    FusedConv f = fold_conv_bn(w, {}, bn);
+    return torch::silu(conv2d(x, f.weight, f.bias, s));
+  }
+  const bool wq = !m.weight_fq.is_empty() && m.weight_fq->fake_quant_enabled();
+  const bool batch_stats = m.is_training() && !m.bn_frozen;
+  if (!wq) {
+    if (!m.weight_fq.is_empty() && m.weight_fq->observer_enabled()) {
+      torch::NoGradGuard no_grad;
+      m.weight_fq->forward(fold_conv_bn(w, {}, bn).weight);  // observe only
+    }
+    y = m.conv->forward(x);
+    // Frozen BN in training: running statistics, not updated.
+    y = m.is_training() && m.bn_frozen
+            ? torch::batch_norm(y, bn.weight, bn.bias, bn.running_mean, bn.running_var, /*training=*/false,
+                                bn.options.momentum().value(), bn.options.eps(),
+                                at::globalContext().userEnabledCuDNN())
+            : bn.forward(y);
+  } else if (batch_stats) {
+    auto g = bn.weight / torch::sqrt(bn.running_var + bn.options.eps());  // [c2]
+    auto wfold = m.weight_fq->forward(w * g.view({-1, 1, 1, 1}));
+    y = bn.forward(conv2d(x, wfold, {}, s) / g.view({1, -1, 1, 1}));
+  } else {
+    FusedConv f = fold_conv_bn(w, {}, bn);
+    y = conv2d(x, m.weight_fq->forward(f.weight), f.bias, s);
+  }
+  y = torch::silu(y);
+  return m.act_fq.is_empty() ? y : m.act_fq->forward(y);
+}
+
+torch::Tensor quantized_conv_forward(torch::nn::Conv2dImpl& conv, const torch::Tensor& x, FakeQuantize& wfq,
+                                     FakeQuantize& afq) {
+  auto w = wfq.is_empty() ? conv.weight : wfq->forward(conv.weight);
+  auto y = conv2d(x, w, conv.bias, conv.options.stride()->at(0));
+  return afq.is_empty() ? y : afq->forward(y);
+}
+
+}  // namespace yq::quant
