@@ -10,26 +10,12 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "test_util.h"
 
 namespace yq {
 namespace {
 
-class TempDir {
- public:
-  explicit TempDir(const std::string& name)
-      : path_(fs::temp_directory_path() / ("yq_csv_" + std::to_string(::getpid()) + "_" + name)) {
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using yq::testing::TempDir;
 
 std::string error_of(const std::function<void()>& fn) {
   try {

@@ -11,27 +11,12 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/tensorboard.pb.h"
+#include "test_util.h"
 
 namespace yq {
 namespace {
 
-// A fresh, empty folder for one test, removed when the test ends.
-class TempDir {
- public:
-  explicit TempDir(const std::string& name)
-      : path_(fs::temp_directory_path() / ("yq_tb_" + std::to_string(::getpid()) + "_" + name)) {
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using yq::testing::TempDir;
 
 uint64_t get_le64(const std::string& s, size_t at) {
   uint64_t v = 0;

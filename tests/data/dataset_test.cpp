@@ -6,7 +6,7 @@
 #include <thread>
 
 #include "core/error.h"
-#include "data/test_util.h"
+#include "test_util.h"
 
 namespace yq::data {
 namespace {

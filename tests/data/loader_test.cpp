@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 #include <opencv2/imgproc.hpp>
 
-#include "data/test_util.h"
+#include "test_util.h"
 
 namespace yq::data {
 namespace {

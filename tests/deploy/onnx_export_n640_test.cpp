@@ -3,7 +3,7 @@
 
 #include <chrono>
 
-#include "data/test_util.h"
+#include "test_util.h"
 #include "deploy/export_fixtures.h"
 #include "deploy/onnx_export.h"
 #include "deploy/ort_util.h"

@@ -5,7 +5,7 @@
 #include <map>
 
 #include "core/error.h"
-#include "data/test_util.h"
+#include "test_util.h"
 #include "deploy/export_fixtures.h"
 #include "deploy/ort_util.h"
 #include "fixtures.h"

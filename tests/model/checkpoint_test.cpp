@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
-#include "data/test_util.h"
+#include "test_util.h"
 
 namespace yq::model {
 namespace {

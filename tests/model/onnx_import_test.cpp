@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
-#include "data/test_util.h"
+#include "test_util.h"
 #include "deploy/export_fixtures.h"
 #include "deploy/onnx_export.h"
 

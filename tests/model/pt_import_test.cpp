@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "../data/test_util.h"
+#include "test_util.h"
 #include "core/error.h"
 #include "model/pickle_test_util.h"
 

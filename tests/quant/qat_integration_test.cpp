@@ -8,7 +8,7 @@
 #include "cli/command.h"
 #include "core/error.h"
 #include "core/fs.h"
-#include "data/test_util.h"
+#include "test_util.h"
 #include "fixtures.h"
 #include "model/checkpoint.h"
 #include "quant/prepare.h"

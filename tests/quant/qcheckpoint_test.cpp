@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
-#include "data/test_util.h"
+#include "test_util.h"
 #include "quant/prepare.h"
 #include "quant_test_util.h"
 

@@ -7,7 +7,7 @@
 #include "cli/command.h"
 #include "core/csv_log.h"
 #include "core/error.h"
-#include "data/test_util.h"
+#include "test_util.h"
 #include "fixtures.h"
 #include "model/checkpoint.h"
 
