@@ -171,7 +171,7 @@ bool is_reference_checkpoint(const fs::path& path) {
   }
 }
 
-Checkpoint load_checkpoint(const fs::path& path, bool prefer_ema) {
+Checkpoint load_checkpoint(const fs::path& path, bool prefer_ema, bool strict) {
   YQ_CHECK_USAGE(fs::exists(path), "checkpoint {} does not exist", path.string());
   if (lower_ext(path) == "onnx") {
     // A YOLOv8 ONNX export (reference layout): conv weights from the initializers, BN as identity.
@@ -188,7 +188,7 @@ Checkpoint load_checkpoint(const fs::path& path, bool prefer_ema) {
     return with_context("while importing reference checkpoint " + path.string(), [&] {
       Checkpoint ck;
       LoadReport report;
-      ck.model = model_from_checkpoint(path, ImportOptions{}, &report);
+      ck.model = model_from_checkpoint(path, ImportOptions{0, strict}, &report);
       ck.raw = ck.model;
       ck.meta = {{"format", "ultralytics"}, {"kind", "fp32"}, {"source", path.string()}};
       log::info("{}: reference checkpoint, {}", path.string(), report.summary());
@@ -215,12 +215,12 @@ Checkpoint load_checkpoint(const fs::path& path, bool prefer_ema) {
       return m;
     };
     ck.raw = build();
-    load_named_state(*ck.raw, read_state(ar, "model."), true, path.string());
+    load_named_state(*ck.raw, read_state(ar, "model."), strict, path.string());
     ck.has_ema = ck.meta.value("has_ema", false);
     ck.has_optimizer = ck.meta.value("has_optimizer", false);
     if (ck.has_ema && prefer_ema) {
       ck.model = build();
-      load_named_state(*ck.model, read_state(ar, "ema."), true, path.string() + " (EMA)");
+      load_named_state(*ck.model, read_state(ar, "ema."), strict, path.string() + " (EMA)");
     } else {
       ck.model = ck.raw;
     }

@@ -41,7 +41,9 @@ bool is_reference_checkpoint(const fs::path& path);
 // Errors name the file and what does not match.
 // A quantized checkpoint (meta "qconfig", quant/qcheckpoint.h) comes back prepared with its qconfig and
 // its quantizers' state, so it evaluates with fake quantization.
-Checkpoint load_checkpoint(const fs::path& path, bool prefer_ema = true);
+// `strict` (default) refuses a file whose tensors do not all match the model; false loads what
+// matches and logs the rest.
+Checkpoint load_checkpoint(const fs::path& path, bool prefer_ema = true, bool strict = true);
 
 // Restores optimizer state saved by save_checkpoint (same parameter groups).
 void load_optimizer_state(const fs::path& path, torch::optim::Optimizer& optimizer);

@@ -79,6 +79,8 @@ void declare_train_keys(Schema& s) {
   s.text("model", "yolov8n", "model: yolov8n/s/m/l/x, a built-in name with .yaml, or a model yaml file");
   s.text("weights", "",
          "start from this checkpoint (a yoloqat .pt); its class convs are reset when nc differs");
+  s.flag("strict", true,
+         "refuse weights whose tensors do not all match the model (false: load what matches)");
   s.integer("epochs", 100, "epochs to train", 1, 100000);
   s.integer("imgsz", 640, "training image size (square, multiple of 32)", 32, 8192);
   s.integer("batch", 16, "images per batch", 1, 4096);
@@ -216,7 +218,7 @@ TrainResult train(const Config& cfg_in, const TrainHooks& hooks) {
     resume_ck = model::load_checkpoint(resume_from, false);
     net = resume_ck->raw;
   } else if (!cfg.get_str("weights").empty()) {
-    auto ck = model::load_checkpoint(cfg.get_str("weights"), true);
+    auto ck = model::load_checkpoint(cfg.get_str("weights"), true, cfg.get_bool("strict"));
     model::ModelSpec spec = ck.model->spec();
     if (spec.nc != info.nc) {
       log::info("weights {} have {} classes, the data set {}: loading everything but the class convs",
