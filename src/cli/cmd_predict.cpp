@@ -15,10 +15,10 @@
 #include "core/log.h"
 #include "data/augment.h"
 #include "data/loader.h"
+#include "deploy/runtime.h"
 #include "eval/nms.h"
 #include "eval/validator.h"
 #include "eval/visualize.h"
-#include "model/checkpoint.h"
 
 namespace yq::cli {
 
@@ -58,8 +58,9 @@ std::vector<fs::path> expand_source(const std::string& source) {
 }
 
 struct Predictor {
-  model::YoloV8 net{nullptr};
+  eval::Detector net;
   int imgsz = 640;
+  int stride = 32;  // the model's largest stride
   eval::NmsOptions nms;
   double pre = 0, inf = 0, post = 0;
 
@@ -67,7 +68,6 @@ struct Predictor {
   torch::Tensor operator()(const cv::Mat& bgr) {
     auto t0 = Clock::now();
     // Letterbox with minimal padding: long side to imgsz, each side up to a stride multiple.
-    const int stride = 32;
     double r = std::min(double(imgsz) / bgr.cols, double(imgsz) / bgr.rows);
     int w = int(std::ceil(std::lround(bgr.cols * r) / double(stride))) * stride;
     int h = int(std::ceil(std::lround(bgr.rows * r) / double(stride))) * stride;
@@ -78,11 +78,7 @@ struct Predictor {
     auto xf = x.to(torch::kFloat32).div_(255);
     pre = ms_since(t0);
     t0 = Clock::now();
-    torch::Tensor preds;
-    {
-      torch::NoGradGuard ng;
-      preds = net->forward(xf);
-    }
+    torch::Tensor preds = net.forward(xf);
     inf = ms_since(t0);
     t0 = Clock::now();
     auto dets = eval::non_max_suppression(preds, nms)[0];
@@ -106,15 +102,15 @@ void run_predict(const Config& cfg) {
   YQ_CHECK_USAGE(!cfg.get_str("weights").empty(), "key 'weights' is required (a checkpoint)");
   YQ_CHECK_USAGE(!cfg.get_str("source").empty(), "key 'source' is required (image, folder, glob or video)");
   auto files = expand_source(cfg.get_str("source"));
-  auto ck = model::load_checkpoint(cfg.get_str("weights"), true);
-  ck.model->eval();
+  auto im = deploy::load_inference_model(cfg.get_str("weights"));
   Predictor pred;
-  pred.net = ck.model;
+  pred.net = im.detector;
   pred.imgsz = int(cfg.get_int("imgsz"));
+  pred.stride = int(im.max_stride);
   pred.nms.conf = cfg.get_float("conf"), pred.nms.iou = cfg.get_float("iou");
   pred.nms.max_det = int(cfg.get_int("max_det"));
   for (auto c : cfg.get_ints("classes")) pred.nms.classes.push_back(int(c));
-  const auto& names = ck.model->names();
+  const auto& names = im.names;
 
   fs::path out = make_run_dir(cfg, "reports");
   cfg.save(out / "args.yaml");

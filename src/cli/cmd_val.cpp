@@ -9,10 +9,9 @@
 #include "core/log.h"
 #include "data/dataset.h"
 #include "data/loader.h"
+#include "deploy/runtime.h"
 #include "eval/plots.h"
 #include "eval/validator.h"
-#include "model/checkpoint.h"
-#include "quant/prepare.h"
 
 namespace yq::cli {
 
@@ -47,19 +46,17 @@ void run_val(const Config& cfg) {
              {"unknown_images", r.unknown_images},
              {"malformed", r.malformed}};
   } else {
-    auto ck = model::load_checkpoint(cfg.get_str("weights"), true);
-    YQ_CHECK_USAGE(ck.model->nc() == info.nc, "{} has {} classes but {} has {}", cfg.get_str("weights"),
-                   ck.model->nc(), info.yaml.string(), info.nc);
-    ck.model->eval();
-    // A PTQ / QAT checkpoint comes back prepared: evaluate it with fake quantization, ranges fixed.
-    if (quant::is_prepared(*ck.model)) quant::enable_observers(*ck.model, false);
+    // Any model file: fp32, PTQ / QAT (fake quantization, ranges fixed), int8.
+    auto im = deploy::load_inference_model(cfg.get_str("weights"));
+    YQ_CHECK_USAGE(im.nc == info.nc, "{} has {} classes but {} has {}", cfg.get_str("weights"), im.nc,
+                   info.yaml.string(), info.nc);
+    log::info("evaluating {} ({} model)", cfg.get_str("weights"), im.kind);
     data::LoaderOptions lo;
     lo.imgsz = int(cfg.get_int("imgsz")), lo.batch = int(cfg.get_int("batch")),
     lo.workers = int(cfg.get_int("workers"));
     lo.augment = false, lo.shuffle = false, lo.rect = true;
     data::DataLoader loader(idx.samples, info.flip_map, lo);
-    eval::Detector det;
-    det.forward = [&](const torch::Tensor& x) { return ck.model->forward(x); };
+    const eval::Detector& det = im.detector;
     eval::ValOptions vo;
     vo.nms.conf = cfg.get_float("conf"), vo.nms.iou = cfg.get_float("iou"),
     vo.nms.max_det = int(cfg.get_int("max_det"));
@@ -70,7 +67,8 @@ void run_val(const Config& cfg) {
     log::info("speed per image: {:.1f} ms pre-process, {:.1f} ms inference, {:.1f} ms NMS", vr.ms_pre,
               vr.ms_inf, vr.ms_nms);
     extra = {{"speed_ms", {{"preprocess", vr.ms_pre}, {"inference", vr.ms_inf}, {"nms", vr.ms_nms}}},
-             {"weights", cfg.get_str("weights")}};
+             {"weights", cfg.get_str("weights")},
+             {"kind", im.kind}};
     if (vo.save_json) {
       atomic_write(out / "predictions.json", vr.predictions.dump());
       log::info("predictions written to {}", (out / "predictions.json").string());

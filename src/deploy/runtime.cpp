@@ -1,0 +1,36 @@
+#include "deploy/runtime.h"
+
+#include "core/error.h"
+#include "model/checkpoint.h"
+#include "quant/prepare.h"
+#include "quant/qcheckpoint.h"
+
+namespace yq::deploy {
+
+InferenceModel load_inference_model(const fs::path& path) {
+  YQ_CHECK_USAGE(fs::is_regular_file(path), "weights={}: no such file", path.string());
+  InferenceModel im;
+  im.file = path;
+  im.file_bytes = int64_t(fs::file_size(path));
+  auto ck = model::load_checkpoint(path, /*prefer_ema=*/true);
+  model::YoloV8 net = ck.model;
+  net->eval();
+  im.kind = "fp32";
+  if (quant::is_prepared(*net)) {
+    // Fake quantization with the ranges the checkpoint holds.
+    quant::enable_observers(*net, false);
+    im.kind = ck.meta.value("kind", std::string("qat"));
+  }
+  im.nc = net->nc();
+  im.names = net->names();
+  im.max_stride = net->strides().empty() ? 32 : net->strides().back();
+  im.meta = ck.meta;
+  im.holder = std::make_shared<model::YoloV8>(net);
+  im.detector.forward = [net](const torch::Tensor& x) mutable {
+    torch::NoGradGuard ng;
+    return net->forward(x);
+  };
+  return im;
+}
+
+}  // namespace yq::deploy
