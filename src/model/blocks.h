@@ -52,9 +52,12 @@ class ConvBnActImpl : public torch::nn::Module {
   torch::nn::BatchNorm2d bn{nullptr};
 
   // Quantization state, installed by quant::prepare (empty holders = none). weight_fq quantizes the
-  // BN-folded weight per output channel (child "weight_fq"); act_fq the output after SiLU ("act_fq").
+  // BN-folded weight per output channel (child "weight_fq"); pre_fq the conv output before SiLU
+  // ("pre_fq": an int8 model's conv writes that grid, and its SiLU is a lookup table from pre_fq's to
+  // act_fq's qparams); act_fq the output after SiLU ("act_fq").
   ConvMode mode = ConvMode::kFloat;
   quant::FakeQuantize weight_fq{nullptr};
+  quant::FakeQuantize pre_fq{nullptr};
   quant::FakeQuantize act_fq{nullptr};
   bool bn_frozen = false;  // QAT: BN uses (and no longer updates) its running statistics
 

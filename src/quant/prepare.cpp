@@ -101,6 +101,7 @@ PrepareReport prepare(model::YoloV8Impl& model, const QConfigMapping& mapping) {
           pl.weight = qc->weight;
         }
         if (qc->activation) {
+          c.pre_fq = c.register_module("pre_fq", FakeQuantize(*qc->activation));
           c.act_fq = c.register_module("act_fq", FakeQuantize(*qc->activation));
           pl.activation = qc->activation;
         }

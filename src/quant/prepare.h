@@ -3,7 +3,9 @@
 //
 // Quantizable layers, by the reference's module names (what qconfig patterns match):
 //   conv      every ConvBnAct ("model.0", "model.2.m.0.cv1", "model.22.cv2.0.1"): weight quantizer on
-//             the BN-folded weight ("<layer>.weight_fq.*"), output quantizer after SiLU ("<layer>.act_fq.*")
+//             the BN-folded weight ("<layer>.weight_fq.*"), a quantizer of the conv output before SiLU
+//             ("<layer>.pre_fq.*", where an int8 conv writes; same spec as the activation) and the
+//             output quantizer after SiLU ("<layer>.act_fq.*")
 //   head      the Detect head's final 1x1 convs ("model.22.cv2.0.2", "model.22.cv3.1.2"): weight and
 //             output quantizers as the qconfig says ("<layer>.weight_fq.*", "<layer>.act_fq.*")
 //   add       residual adds ("model.2.m.0.add"): output quantizer ("<layer>.out_fq.*")

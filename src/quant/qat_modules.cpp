@@ -44,6 +44,7 @@ torch::Tensor conv_bn_act_forward(model::ConvBnActImpl& m, const torch::Tensor& 
     FusedConv f = fold_conv_bn(w, {}, bn);
     y = conv2d(x, m.weight_fq->forward(f.weight), f.bias, s);
   }
+  if (!m.pre_fq.is_empty()) y = m.pre_fq->forward(y);
   y = torch::silu(y);
   return m.act_fq.is_empty() ? y : m.act_fq->forward(y);
 }

@@ -12,7 +12,8 @@
 //        y = conv(x, fq_w(W * g)) + (beta - running_mean * g)
 //  - weight fake quant off: the float math, y = BN(conv(x, W)) (running statistics when frozen);
 //    an enabled weight observer still watches W * g (PTQ calibration).
-//  then out = fq_a(silu(y)) when it has an output quantizer.
+//  then out = fq_a(silu(fq_pre(y))) with the quantizers it has (fq_pre: the conv output's grid, which
+//  a real int8 conv writes before its SiLU lookup table).
 // With every quantizer off, the output is bit-identical to the float model's.
 // Fused mode: out = silu(conv(x, W * g) + beta - running_mean * g) (quant/fusion.h).
 #pragma once
