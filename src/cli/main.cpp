@@ -86,10 +86,19 @@ int main(int argc, char** argv) {
     }
   }
   if (help) {
+    // Values as this command would run with them: its own config, --config and key=value applied.
     Schema s;
     cmd->declare(s);
-    std::cout << "yoloqat " << cmd->name << ": " << cmd->summary << "\n\nkeys (key=default):\n"
-              << s.help_text();
+    Config resolved;
+    bool ok = true;
+    try {
+      resolved = cli::resolve_config(*cmd, config_file, kv);
+    } catch (const std::exception& e) {
+      std::cerr << "warning: " << e.what() << " (showing the built-in defaults)\n";
+      ok = false;
+    }
+    std::cout << "yoloqat " << cmd->name << ": " << cmd->summary << "\n\nkeys (key=value as it would run):\n"
+              << s.help_text(ok ? &resolved : nullptr);
     return 0;
   }
 

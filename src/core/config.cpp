@@ -108,12 +108,15 @@ std::string Schema::closest(const std::string& name) const {
   return best;
 }
 
-std::string Schema::help_text() const {
+std::string Schema::help_text(const Config* resolved) const {
+  auto shown = [&](const KeySpec& k) {
+    return k.name + "=" + (resolved && resolved->has(k.name) ? resolved->value_text(k.name) : k.default_text);
+  };
   size_t w = 0;
-  for (const auto& k : keys_) w = std::max(w, k.name.size() + k.default_text.size() + 1);
+  for (const auto& k : keys_) w = std::max(w, shown(k).size());
   std::ostringstream os;
   for (const auto& k : keys_) {
-    std::string kv = k.name + "=" + k.default_text;
+    std::string kv = shown(k);
     os << "  " << kv << std::string(w + 2 - kv.size(), ' ') << k.help;
     if (!k.choices.empty()) {
       os << " (one of:";
@@ -124,6 +127,7 @@ std::string Schema::help_text() const {
       os << " [" << (std::isfinite(k.min) ? number_text(k.min) : "") << ".."
          << (std::isfinite(k.max) ? number_text(k.max) : "") << "]";
     }
+    if (resolved && !resolved->origin(k.name).empty()) os << " {from " << resolved->origin(k.name) << "}";
     os << '\n';
   }
   return os.str();
@@ -353,6 +357,38 @@ std::string Config::to_yaml() const {
   }
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
+}
+
+std::string Config::origin(const std::string& key) const {
+  auto it = set_keys_.find(key);
+  return it == set_keys_.end() ? std::string() : it->second;
+}
+
+std::string Config::value_text(const std::string& key) const {
+  return std::visit(
+      [](const auto& v) -> std::string {
+        using T = std::decay_t<decltype(v)>;
+        auto one = [](const auto& x) -> std::string {
+          using X = std::decay_t<decltype(x)>;
+          if constexpr (std::is_same_v<X, std::string>)
+            return x;
+          else if constexpr (std::is_same_v<X, double>)
+            return number_text(x);
+          else if constexpr (std::is_same_v<X, bool>)
+            return x ? "true" : "false";
+          else
+            return std::to_string(x);
+        };
+        if constexpr (std::is_same_v<T, std::vector<int64_t>> || std::is_same_v<T, std::vector<double>> ||
+                      std::is_same_v<T, std::vector<std::string>>) {
+          std::string out;
+          for (const auto& x : v) out += (out.empty() ? "" : ",") + one(x);
+          return out;
+        } else {
+          return one(v);
+        }
+      },
+      at(key));
 }
 
 void Config::save(const std::string& path) const {

@@ -54,8 +54,10 @@ class Schema {
   // The declared key closest to `name` by edit distance ("" when nothing is reasonably close).
   std::string closest(const std::string& name) const;
   const std::vector<KeySpec>& keys() const { return keys_; }
-  // One line per key: name, type, default, help (for `yoloqat <command> --help`).
-  std::string help_text() const;
+  // One line per key: name=default, help, choices, range (for `yoloqat <command> --help`). With
+  // `resolved`, the values shown are the resolved ones (a command's own config, --config and key=value
+  // applied), each set one followed by where it came from.
+  std::string help_text(const class Config* resolved = nullptr) const;
 
  private:
   std::vector<KeySpec> keys_;
@@ -89,6 +91,10 @@ class Config {
   std::vector<std::string> get_strs(const std::string& key) const;
   // True when the key was set by a layer (file or argument) rather than left at its default.
   bool is_set(const std::string& key) const { return set_keys_.count(key) != 0; }
+  // Where a set key came from ("configs/qat.yaml", "key=value"); "" for a default.
+  std::string origin(const std::string& key) const;
+  // The value in key=value form ("640", "0.5", "true", "640,384").
+  std::string value_text(const std::string& key) const;
 
   // The resolved configuration as YAML (keys in schema order), and written atomically to a file.
   std::string to_yaml() const;

@@ -126,3 +126,22 @@ TEST(Config, EveryBuiltinKeyIsRead) {
 
 }  // namespace
 }  // namespace yq
+
+// `--help` shows the values a command would run with: its own config and key=value applied, with where
+// each set value came from; without a resolved config, the schema defaults.
+TEST(Config, HelpShowsResolvedValuesAndOrigins) {
+  const auto* qat = yq::cli::find_command("qat");
+  ASSERT_NE(qat, nullptr);
+  yq::Schema s;
+  qat->declare(s);
+  const std::string plain = s.help_text();
+  EXPECT_NE(plain.find("epochs=100 "), std::string::npos) << plain;
+  const yq::Config resolved = yq::cli::resolve_config(*qat, "", {"epochs=2"});
+  const std::string text = s.help_text(&resolved);
+  EXPECT_NE(text.find("epochs=2 "), std::string::npos) << text;
+  EXPECT_NE(text.find("{from argument 'epochs=2'}"), std::string::npos) << text;
+  EXPECT_NE(text.find("lr0=0.001 "), std::string::npos) << text;  // configs/qat.yaml, not the schema's 0.01
+  EXPECT_NE(text.find("configs/qat.yaml"), std::string::npos) << text;
+  EXPECT_EQ(resolved.value_text("cos_lr"), "true");
+  EXPECT_EQ(resolved.origin("patience"), "");
+}
