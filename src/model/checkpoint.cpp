@@ -44,44 +44,12 @@ std::vector<std::pair<std::string, torch::Tensor>> named_state(torch::nn::Module
 int64_t load_named_state(torch::nn::Module& m,
                          const std::vector<std::pair<std::string, torch::Tensor>>& state, bool strict,
                          const std::string& origin) {
-  std::map<std::string, torch::Tensor> src(state.begin(), state.end());
-  std::vector<std::string> missing, mismatch;
-  int64_t loaded = 0;
-  torch::NoGradGuard ng;
-  for (auto& [name, dst] : named_state(m)) {
-    auto it = src.find(name);
-    if (it == src.end()) {
-      missing.push_back(name);
-      continue;
-    }
-    if (it->second.sizes() != dst.sizes()) {
-      mismatch.push_back(fmt::format("{} (file {}, model {})", name, fmt::join(it->second.sizes(), "x"),
-                                     fmt::join(dst.sizes(), "x")));
-      src.erase(it);
-      continue;
-    }
-    dst.copy_(it->second.to(dst.dtype()));
-    src.erase(it);
-    ++loaded;
-  }
-  std::vector<std::string> unexpected;
-  for (const auto& kv : src) unexpected.push_back(kv.first);
-  auto head = [](const std::vector<std::string>& v) {
-    std::string s;
-    for (size_t i = 0; i < v.size() && i < 5; ++i) s += (i ? ", " : "") + v[i];
-    return v.size() > 5 ? s + fmt::format(" and {} more", v.size() - 5) : s;
-  };
-  std::string problems;
-  if (!missing.empty()) problems += fmt::format("; {} missing: {}", missing.size(), head(missing));
-  if (!mismatch.empty())
-    problems += fmt::format("; {} of another shape: {}", mismatch.size(), head(mismatch));
-  if (!unexpected.empty())
-    problems += fmt::format("; {} unexpected: {}", unexpected.size(), head(unexpected));
-  if (!problems.empty()) {
-    if (strict) throw Error(fmt::format("{} does not match the model{}", origin, problems));
-    log::warn("{}: loaded {} tensors{}", origin, loaded, problems);
-  }
-  return loaded;
+  // One implementation of name/shape-checked loading (model/pt_load.h); this adds the file's name.
+  LoadOptions options;
+  options.strict = strict;
+  const LoadReport r = with_context(origin, [&] { return load_state_dict(m, state, options); });
+  if (!r.complete()) log::warn("{}: {}", origin, r.summary());
+  return r.loaded;
 }
 
 namespace {
