@@ -67,6 +67,7 @@ void run_analyze(const Config& cfg) {
   lo.augment = false, lo.shuffle = false;
   data::DataLoader loader(idx.samples, info.flip_map, lo);
   data::Batch b;
+  loader.start_epoch(0);
   while (loader.next(b)) analyzer.add_batch(b.images);
   eval::AnalyzeResult r = analyzer.finish();
 

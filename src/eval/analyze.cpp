@@ -54,9 +54,11 @@ std::vector<LayerQ> group_layers(model::YoloV8Impl& m) {
   std::map<std::string, size_t> index;
   for (auto& [full, fq] : quant::named_quantizers(m)) {
     const std::string layer = layer_of(full), suf = suffix_of(full);
-    if (!index.count(layer))
-      index[layer] = layers.size(),
-      layers.push_back(LayerQ{layer, "", {nullptr}, {nullptr}, {nullptr}, {nullptr}, {nullptr}, {}});
+    if (!index.count(layer)) {
+      index[layer] = layers.size();
+      layers.emplace_back();
+      layers.back().name = layer;
+    }
     LayerQ& l = layers[index[layer]];
     l.all.push_back(fq);
     if (suf == "weight_fq")
@@ -312,7 +314,7 @@ void QuantAnalyzer::add_batch(const torch::Tensor& images_in) {
       l.out->set_tap(
           [&own, i](const torch::Tensor& in, const torch::Tensor&) { own[i] = in.detach().clone(); });
     if (!l.weight.is_empty() && !s.weights_seen)
-      l.weight->set_tap([&s, i, per_call](const torch::Tensor& in, const torch::Tensor&) {
+      l.weight->set_tap([&s, i](const torch::Tensor& in, const torch::Tensor&) {
         if (s.wsamp[i].values == 0) s.wsamp[i].add(in, s.opt.max_samples);
       });
   }

@@ -196,7 +196,9 @@ std::string section_quant(const ReportInputs& in) {
       double acc, alone;
     };
     std::vector<Row> rows;
-    for (const auto& l : j.value("layers", json::array())) {
+    static const json kNone = json::array();
+    const json& all = j.contains("layers") ? j["layers"] : kNone;
+    for (const auto& l : all) {
       const json& a = l.value("accumulated", json());
       if (!a.is_object()) continue;
       rows.push_back({&l, num(a, "sqnr_db", INFINITY), num(l.value("alone", json()), "sqnr_db", INFINITY)});
@@ -494,7 +496,8 @@ ReportSummary summarize_inputs(const ReportInputs& in) {
     const json j = load_json(in.compare_json);
     const json* f = nullptr;
     const json* q = nullptr;
-    for (const auto& row : j.value("rows", json::array())) {
+    const json rows = j.value("rows", json::array());
+    for (const auto& row : rows) {
       if (str(row, "kind") == "fp32") {
         if (!f) f = &row;
       } else if (!q || num(row, "p50_ms", 1e18) < num(*q, "p50_ms", 1e18)) {

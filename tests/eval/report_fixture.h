@@ -70,16 +70,16 @@ inline eval::ReportInputs write_report_fixtures(const fs::path& d) {
     {"model": "x", "kind": "int8", "runtime": "onnxruntime", "imgsz": 320, "batch": 1, "threads": 2, "p50_ms": 12, "p90_ms": 13, "p99_ms": 14, "mean_ms": 12.1, "throughput_ips": 80, "pre_ms": 1, "inf_ms": 10, "post_ms": 1, "peak_rss_mb": 150, "file_mb": 3.3}]})");
   write_file(d / "compare.json", R"({"rows": [
     {"name": "fp32", "kind": "fp32", "file": "best.pt", "map50": 0.62, "map5095": 0.41, "p50_ms": 40, "speedup": 1, "file_mb": 12, "peak_rss_mb": 300},
-    {"name": "int8 (oneDNN)", "kind": "int8", "file": "int8.pt", "map50": 0.6, "map5095": 0.38, "p50_ms": 16, "speedup": 2.5, "file_mb": 3.2, "peak_rss_mb": 200
+    {"name": "int8 oneDNN", "kind": "int8", "file": "int8.pt", "map50": 0.6, "map5095": 0.38, "p50_ms": 16, "speedup": 2.5, "file_mb": 3.2, "peak_rss_mb": 200
 }]
 })");
   in.stats_json = d / "stats.json", in.samples_png = d / "samples.png", in.model_json = d / "model.json";
-in.fp32_results = d / "fp32.csv", in.qat_results = d / "qat.csv", in.analyze_json = d / "analyze.json";
-in.sensitivity_json = d / "sensitivity.json", in.fp32_metrics = d / "fp32/metrics.json";
-in.int8_metrics = d / "int8/metrics.json", in.fp32_confusion = d / "fp32/confusion_matrix.json";
-in.int8_confusion = d / "int8/confusion_matrix.json", in.benchmark_json = d / "benchmark.json";
-in.compare_json = d / "compare.json";
-return in;
+  in.fp32_results = d / "fp32.csv", in.qat_results = d / "qat.csv", in.analyze_json = d / "analyze.json";
+  in.sensitivity_json = d / "sensitivity.json", in.fp32_metrics = d / "fp32/metrics.json";
+  in.int8_metrics = d / "int8/metrics.json", in.fp32_confusion = d / "fp32/confusion_matrix.json";
+  in.int8_confusion = d / "int8/confusion_matrix.json", in.benchmark_json = d / "benchmark.json";
+  in.compare_json = d / "compare.json";
+  return in;
 }
 
 }  // namespace yq::testing
