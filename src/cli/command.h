@@ -51,5 +51,7 @@ Command info_command();
 Command export_command();
 Command calibrate_command();
 Command qat_command();
+Command analyze_command();
+Command report_command();
 
 }  // namespace yq::cli

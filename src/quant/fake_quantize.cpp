@@ -124,6 +124,13 @@ QParams FakeQuantizeImpl::qparams() {
 }
 
 torch::Tensor FakeQuantizeImpl::forward(const torch::Tensor& x) {
+  if (!tap_) return quantize(x);
+  torch::Tensor y = quantize(x);
+  tap_(x, y);
+  return y;
+}
+
+torch::Tensor FakeQuantizeImpl::quantize(const torch::Tensor& x) {
   if (observer_enabled()) {
     observer_->observe(x);
     stale_ = true;

@@ -25,6 +25,7 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <memory>
 
 #include "quant/observer.h"
@@ -45,6 +46,14 @@ class FakeQuantizeImpl : public torch::nn::Cloneable<FakeQuantizeImpl> {
 
   // x: any shape (per-channel: x.dim() > axis) -> same shape.
   torch::Tensor forward(const torch::Tensor& x);
+
+  // Analysis tap (eval/analyze.h): when set, forward calls tap(input, output) after quantizing, with
+  // the tensor this quantizer received and the one it returns (== input when fake quant is off). Not
+  // part of the state dict and not saved; unset (the default) it costs one branch. clone() copies it.
+  using Tap = std::function<void(const torch::Tensor& input, const torch::Tensor& output)>;
+  void set_tap(Tap tap) { tap_ = std::move(tap); }
+  void clear_tap() { tap_ = nullptr; }
+  bool has_tap() const { return bool(tap_); }
 
   void enable_observer(bool on = true);
   void enable_fake_quant(bool on = true);
@@ -81,6 +90,7 @@ class FakeQuantizeImpl : public torch::nn::Cloneable<FakeQuantizeImpl> {
   void pretty_print(std::ostream& stream) const override;
 
  private:
+  torch::Tensor quantize(const torch::Tensor& x);  // forward without the tap
   void refresh_if_stale();
   void copy_qparams(const torch::Tensor& scale, const torch::Tensor& zero_point);
 
@@ -91,6 +101,7 @@ class FakeQuantizeImpl : public torch::nn::Cloneable<FakeQuantizeImpl> {
   torch::Tensor observer_enabled_;          // buffer uint8 [1]
   torch::Tensor fake_quant_enabled_;        // buffer uint8 [1]
   bool stale_ = false;                      // observer saw data the qparams do not reflect yet
+  Tap tap_;                                 // analysis tap (empty = none)
 };
 TORCH_MODULE(FakeQuantize);
 
