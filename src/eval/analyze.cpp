@@ -68,6 +68,8 @@ std::vector<LayerQ> group_layers(model::YoloV8Impl& m) {
     else
       l.out = fq;  // act_fq, out_fq, input_fq
   }
+  // The image quantizer is registered last but comes first in the data flow.
+  std::stable_partition(layers.begin(), layers.end(), [](const LayerQ& l) { return l.name == "input"; });
   for (auto& l : layers) {
     if (l.name == "input")
       l.kind = "input";
@@ -262,16 +264,16 @@ QuantAnalyzer::QuantAnalyzer(model::YoloV8 quantized, model::YoloV8 fp32, Analyz
                    "the fp32 reference of analyze must be prepared like the model");
     s_->rsw = std::make_unique<Switches>(*fp32);
     std::map<std::string, quant::FakeQuantize> by_name;
-    for (auto& [n, fq] : quant::named_quantizers(*fp32)) by_name[n] = fq;
+    for (auto& [n, fq] : quant::named_quantizers(*fp32)) by_name.emplace(n, fq);
     for (auto& [n, fq] : quant::named_quantizers(*quantized)) {
       YQ_CHECK_USAGE(by_name.count(n), "the fp32 reference has no quantizer {}", n);
       const std::string layer = layer_of(n), suf = suffix_of(n);
       for (auto& l : s_->layers)
         if (l.name == layer) {
           if (suf == "weight_fq")
-            l.ref_weight = by_name[n];
+            l.ref_weight = by_name.at(n);
           else if (suf != "pre_fq")
-            l.ref_out = by_name[n];
+            l.ref_out = by_name.at(n);
         }
     }
   }
