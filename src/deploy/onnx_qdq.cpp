@@ -36,7 +36,18 @@ class QdqHooks : public OnnxTensorHooks {
   }
 
   bool quantized() const override { return true; }
-  QdqExportResult& stats() { return stats_; }
+
+  // The counts, once the walk is done.
+  QdqExportResult& stats() {
+    stats_.subsumed = 0;
+    if (trt_)
+      for (const auto& [fq, name] : names_) {
+        const bool weight = name.find("weight_fq") != std::string::npos;
+        const bool pre = name.find("pre_fq") != std::string::npos;
+        if (!weight && !pre && acts_.count(fq) == 0) ++stats_.subsumed;
+      }
+    return stats_;
+  }
 
   std::string produced(OnnxGraph& g, const std::string& x, quant::FakeQuantizeImpl* fq) override {
     if (trt_) {  // quantized where it is read (conv_input, add_input, float_input)
@@ -236,7 +247,10 @@ onnx::ModelProto build_qdq_model(model::YoloV8Impl& m, const QdqExportOptions& o
         "point 0) from their affine ranges",
         s.made_symmetric);
   if (s.dropped_pre > 0)
-    log::info("tensorrt: {} pre-SiLU quantizers left out (TensorRT fuses Conv and SiLU)", s.dropped_pre);
+    log::info(
+        "tensorrt: {} pre-SiLU quantizers left out (TensorRT fuses Conv and SiLU); {} output quantizers of "
+        "tensors that only feed a Concat replaced by the Concat's shared scale",
+        s.dropped_pre, s.subsumed);
   if (stats != nullptr) *stats = s;
   return model;
 }
@@ -284,6 +298,7 @@ std::string tensorrt_readme(const fs::path& onnx_file, const QdqExportOptions& o
       "(axis 0, zero point 0); BN folded; biases float.\n"
       "- Conv -> Sigmoid -> Mul (SiLU) with no Q/DQ in between, so TensorRT fuses them ({pre} pre-SiLU "
       "quantizers of the fake-quant model left out).\n"
+      "- {sub} output quantizers of tensors that only feed a Concat are replaced by the Concat's scale.\n"
       "- {sym} affine (asymmetric) activation quantizers converted to symmetric: scale = max(|lo|, |hi|) / "
       "127 "
       "over their range [s (qmin - zp), s (qmax - zp)].\n"
@@ -294,8 +309,8 @@ std::string tensorrt_readme(const fs::path& onnx_file, const QdqExportOptions& o
       fmt::arg("w", o.onnx.width), fmt::arg("rows", "4 + nc"), fmt::arg("anchors", r.onnx.anchors),
       fmt::arg("pairs", r.qdq_pairs), fmt::arg("wdq", r.weight_dq),
       fmt::arg("wkb", double(r.int8_weight_bytes) / 1024.0), fmt::arg("pre", r.dropped_pre),
-      fmt::arg("sym", r.made_symmetric), fmt::arg("bytes", r.onnx.bytes), fmt::arg("nodes", r.onnx.nodes),
-      fmt::arg("opset", o.onnx.opset));
+      fmt::arg("sym", r.made_symmetric), fmt::arg("sub", r.subsumed), fmt::arg("bytes", r.onnx.bytes),
+      fmt::arg("nodes", r.onnx.nodes), fmt::arg("opset", o.onnx.opset));
 }
 
 }  // namespace yq::deploy

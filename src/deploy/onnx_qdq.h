@@ -62,6 +62,8 @@ struct QdqExportResult {
   int64_t int8_weight_bytes = 0;  // bytes of the int8 weight initializers
   int64_t made_symmetric = 0;     // kTensorRt: activation quantizers converted to symmetric
   int64_t dropped_pre = 0;        // kTensorRt: pre-SiLU quantizers left out (Conv + SiLU fused)
+  int64_t subsumed = 0;           // kTensorRt: activation quantizers of tensors that only feed Concats (the
+                                  // Concat's shared scale quantizes them instead)
 };
 
 // The QDQ graph of a prepared `model` with its current qparams (freeze or calibrate it first), not yet
