@@ -83,6 +83,8 @@ void run_export(const Config& cfg) {
     deploy::QdqExportOptions qo;
     qo.onnx = o;
     qo.flavour = format == "tensorrt" ? deploy::QdqFlavour::kTensorRt : deploy::QdqFlavour::kOnnxRuntime;
+    qo.concat_input_qdq = qo.passthrough_qdq = cfg.get_bool("qdq_extra");
+    qo.int32_bias = cfg.get_bool("int32_bias");
     q = deploy::export_qdq(*m, out, qo);
     r = q.onnx;
   } else {
@@ -145,6 +147,12 @@ Command export_command() {
         {"onnx", "onnx-qdq", "tensorrt"});
     s.integers("imgsz", "640", "input size: one value (square) or h,w; multiples of 32", 32, 8192);
     s.flag("dynamic", false, "symbolic batch dimension instead of 1");
+    s.flag(
+        "qdq_extra", true,
+        "onnx-qdq: also Q/DQ (same qparams, exact) on Concat inputs and after Split/MaxPool/Resize, so that "
+        "ONNX Runtime runs them in int8");
+    s.flag("int32_bias", false,
+           "onnx-qdq: conv biases int32 with DequantizeLinear (scale s_in * s_w) instead of float");
     s.integer("opset", 17, "ONNX opset of the graph", 13, 17);
     add_output_keys(s, "");
     add_runtime_keys(s);
