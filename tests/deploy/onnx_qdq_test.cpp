@@ -339,6 +339,21 @@ TEST(QdqExport, TensorRtFlavourFollowsItsRules) {
   EXPECT_GT(db, kTrtMinSqnrDb);
 }
 
+TEST(QdqExport, TensorRtKeepsSymmetricQuantizers) {
+  TempDir t("qdq_trt_sym");
+  // The TensorRT profile: int8 symmetric narrow-range activations are used as they are.
+  auto m = calibrated_model(t.path(), "experiments/exp1_symmetric_quant.yaml", 6);
+  QdqExportResult r;
+  const auto model = build_qdq_model(*m, small_options(QdqFlavour::kTensorRt), &r);
+  EXPECT_NO_THROW(check_onnx(model));
+  EXPECT_EQ(r.made_symmetric, 0);
+  EXPECT_GT(r.qdq_pairs, 50);
+  for (const auto& node : model.graph().node()) {
+    if (node.op_type() != "QuantizeLinear" || node.input(0) != "images") continue;
+    EXPECT_FLOAT_EQ(to_tensor(*initializer(model, node.input(1))).item<float>(), 1.f / 127);
+  }
+}
+
 TEST(QdqExport, TensorRtRefusesAsymmetricWeights) {
   TempDir t("qdq_trt_asym");
   atomic_write(
