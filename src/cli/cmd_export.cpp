@@ -1,6 +1,9 @@
-// yoloqat export weights=CKPT format=onnx imgsz=640 dynamic=false: writes
-// <project>/models/exported/onnx/<name>.onnx (fp32, BN folded, the reference YOLOv8 interface), with
-// <name>.args.yaml (the resolved config) and <name>.export.json (size, nodes, time) beside it.
+// yoloqat export weights=CKPT format=onnx|onnx-qdq|tensorrt imgsz=640 dynamic=false: writes
+// <project>/models/exported/<format>/<name>.onnx with <name>.args.yaml (the resolved config) and
+// <name>.export.json (format, size, nodes, Q/DQ pairs, time) beside it:
+//   onnx      fp32, BN folded, the reference YOLOv8 interface (deploy/onnx_export.h);
+//   onnx-qdq  int8 QDQ for ONNX Runtime from a calibrated or QAT checkpoint (deploy/onnx_qdq.h);
+//   tensorrt  int8 QDQ with TensorRT's explicit-quantization rules, plus README.md with the trtexec line.
 #include <torch/torch.h>
 
 #include <fmt/format.h>
@@ -12,6 +15,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "deploy/onnx_export.h"
+#include "deploy/onnx_qdq.h"
 #include "model/checkpoint.h"
 #include "model/onnx_import.h"
 #include "model/pt_load.h"
@@ -71,8 +75,21 @@ void run_export(const Config& cfg) {
     stem = base + std::to_string(i);
   const fs::path out = dir / (stem + ".onnx");
 
+  const bool qdq = format != "onnx";
   const auto t0 = std::chrono::steady_clock::now();
-  const auto r = deploy::export_onnx(*m, out, o);
+  deploy::QdqExportResult q;
+  deploy::OnnxExportResult r;
+  if (qdq) {
+    deploy::QdqExportOptions qo;
+    qo.onnx = o;
+    qo.flavour = format == "tensorrt" ? deploy::QdqFlavour::kTensorRt : deploy::QdqFlavour::kOnnxRuntime;
+    qo.concat_input_qdq = qo.passthrough_qdq = cfg.get_bool("qdq_extra");
+    qo.int32_bias = cfg.get_bool("int32_bias");
+    q = deploy::export_qdq(*m, out, qo);
+    r = q.onnx;
+  } else {
+    r = deploy::export_onnx(*m, out, o);
+  }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   fs::create_directories(dir);
@@ -89,10 +106,22 @@ void run_export(const Config& cfg) {
       {"dynamic", o.dynamic},
       {"weights", source},
       {"seconds", seconds}};
+  if (qdq) {
+    j["qdq_pairs"] = q.qdq_pairs;
+    j["quantizer_pairs"] = q.quantizer_pairs;
+    j["weight_dequantize"] = q.weight_dq;
+    j["int8_weight_bytes"] = q.int8_weight_bytes;
+    if (format == "tensorrt") {
+      j["made_symmetric"] = q.made_symmetric;
+      j["dropped_pre_silu"] = q.dropped_pre;
+      j["readme"] = (dir / "README.md").string();
+    }
+  }
   atomic_write(dir / (stem + ".export.json"), j.dump(2));
-  log::info("exported {} ({:.1f} MB, {} nodes, output0 {} x {} x {}, opset {}) in {:.2f} s", out.string(),
-            double(r.bytes) / 1e6, r.nodes, o.dynamic ? "batch" : "1", 4 + m->nc(), r.anchors, o.opset,
-            seconds);
+  log::info("exported {} ({:.1f} MB, {} nodes{}, output0 {} x {} x {}, opset {}) in {:.2f} s", out.string(),
+            double(r.bytes) / 1e6, r.nodes, qdq ? fmt::format(", {} Q/DQ pairs", q.qdq_pairs) : std::string(),
+            o.dynamic ? "batch" : "1", 4 + m->nc(), r.anchors, o.opset, seconds);
+  if (format == "tensorrt") log::info("trtexec command line: {}", (dir / "README.md").string());
 }
 
 }  // namespace
@@ -100,7 +129,10 @@ void run_export(const Config& cfg) {
 Command export_command() {
   Command c;
   c.name = "export";
-  c.summary = "export a model for deployment: onnx (fp32, BN folded, the reference YOLOv8 interface)";
+  c.summary =
+      "export a model for deployment: onnx (fp32, BN folded, the reference YOLOv8 interface), onnx-qdq (int8 "
+      "QDQ "
+      "for ONNX Runtime) or tensorrt (int8 QDQ for TensorRT) from a calibrated / QAT checkpoint";
   c.config = "export.yaml";
   c.declare = [](Schema& s) {
     s.text(
@@ -108,9 +140,19 @@ Command export_command() {
         "checkpoint to export (yoloqat or reference YOLOv8 .pt, or a YOLOv8 .onnx); \"\" = untrained model=");
     s.text("model", "yolov8n", "model config used when no weights are given (yolov8n/s/m/l/x or a yaml)");
     s.integer("nc", 0, "classes of the untrained model= (0 = the config's)", 0, 100000);
-    s.text("format", "onnx", "export format", {"onnx"});
+    s.text(
+        "format", "onnx",
+        "export format: onnx (fp32), onnx-qdq (int8 QDQ, ONNX Runtime), tensorrt (int8 QDQ, TensorRT rules); "
+        "the int8 ones need a calibrated or QAT checkpoint",
+        {"onnx", "onnx-qdq", "tensorrt"});
     s.integers("imgsz", "640", "input size: one value (square) or h,w; multiples of 32", 32, 8192);
     s.flag("dynamic", false, "symbolic batch dimension instead of 1");
+    s.flag(
+        "qdq_extra", true,
+        "onnx-qdq: also Q/DQ (same qparams, exact) on Concat inputs and after Split/MaxPool/Resize, so that "
+        "ONNX Runtime runs them in int8");
+    s.flag("int32_bias", false,
+           "onnx-qdq: conv biases int32 with DequantizeLinear (scale s_in * s_w) instead of float");
     s.integer("opset", 17, "ONNX opset of the graph", 13, 17);
     add_output_keys(s, "");
     add_runtime_keys(s);

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "model/anchors.h"
+#include "quant/fusion.h"
 
 namespace yq::deploy {
 
@@ -59,19 +60,27 @@ std::string python_names_dict(const std::vector<std::string>& names) {
 
 namespace {
 
-// Writes the layers of a YoloV8 into an OnnxGraph. Every ConvBnAct goes through conv_bn_act() and
-// every plain conv through conv(), the places a QDQ flavour changes.
+// Writes the layers of a YoloV8 into an OnnxGraph, asking `hooks` at every tensor a quantizer owns
+// and every tensor a Conv, Add, Concat or the float tail reads.
 class Writer {
  public:
-  explicit Writer(OnnxGraph& g) : g_(g) {}
+  Writer(OnnxGraph& g, OnnxTensorHooks& hooks) : g_(g), h_(hooks), q_(hooks.quantized()) {}
 
-  // Conv node with the given (already folded) weight and bias; returns its output.
+  // The quantizer in `fq` when the flavour uses quantizers, else null.
+  quant::FakeQuantizeImpl* fq(const quant::FakeQuantize& holder) const {
+    return q_ && !holder.is_empty() ? holder.ptr().get() : nullptr;
+  }
+
+  // Conv node reading `in` (hooks.conv_input applied) with the given (already folded) weight and bias;
+  // returns its output.
   std::string conv(const std::string& in, const torch::Tensor& w, const torch::Tensor& b, int64_t stride,
-                   const std::string& name) {
+                   const std::string& name, quant::FakeQuantizeImpl* weight_fq = nullptr) {
     const int64_t kh = w.size(2), kw = w.size(3);
     YQ_ASSERT(kh % 2 == 1 && kw % 2 == 1);
-    std::vector<std::string> inputs = {in, g_.add_initializer(name + ".weight", w)};
-    if (b.defined()) inputs.push_back(g_.add_initializer(name + ".bias", b));
+    const std::string x = h_.conv_input(g_, in);
+    auto [wn, bn] = h_.conv_params(g_, name, x, w, b, weight_fq);
+    std::vector<std::string> inputs = {x, wn};
+    if (!bn.empty()) inputs.push_back(bn);
     return g_.op("Conv", inputs, name,
                  {{"kernel_shape", std::vector<int64_t>{kh, kw}},
                   {"strides", std::vector<int64_t>{stride, stride}},
@@ -80,18 +89,44 @@ class Writer {
                   {"group", 1}});
   }
 
-  // Conv (BN folded) -> SiLU as Sigmoid and Mul.
+  // Conv (BN folded) -> [pre_fq] -> SiLU as Sigmoid and Mul -> [act_fq].
   std::string conv_bn_act(model::ConvBnActImpl& m, const std::string& in, const std::string& name) {
-    auto [w, b] = fold_conv_bn(*m.conv, *m.bn);
-    const std::string y = conv(in, w, b, m.options().s(), name + ".conv");
+    torch::Tensor w, b;
+    quant::FakeQuantizeImpl* wfq = fq(m.weight_fq);
+    if (wfq != nullptr) {
+      // The fold the fake-quant forward does (float32), so that the weight grid is the same.
+      torch::NoGradGuard no_grad;
+      quant::FusedConv f = quant::fold_conv_bn(m.conv->weight, {}, *m.bn);
+      w = f.weight.detach().to(torch::kFloat32);
+      b = f.bias.detach().to(torch::kFloat32);
+    } else {
+      std::tie(w, b) = fold_conv_bn(*m.conv, *m.bn);
+    }
+    std::string y = conv(in, w, b, m.options().s(), name + ".conv", wfq);
+    if (auto* pre = fq(m.pre_fq)) y = h_.pre_activation(g_, y, pre);
     const std::string s = g_.op("Sigmoid", {y}, name + ".act.sigmoid");
-    return g_.op("Mul", {y, s}, name + ".act");
+    y = g_.op("Mul", {y, s}, name + ".act");
+    if (auto* act = fq(m.act_fq)) y = h_.produced(g_, y, act);
+    return y;
   }
 
   std::string bottleneck(model::BottleneckImpl& m, const std::string& in, const std::string& name) {
     std::string y = conv_bn_act(*m.cv1, in, name + ".cv1");
     y = conv_bn_act(*m.cv2, y, name + ".cv2");
-    return m.has_residual() ? g_.op("Add", {in, y}, name + ".add") : y;
+    if (!m.has_residual()) return y;
+    y = g_.op("Add", {h_.add_input(g_, in), h_.add_input(g_, y)}, name + ".add");
+    if (auto* out = fq(m.add->out_fq)) y = h_.produced(g_, y, out);
+    return y;
+  }
+
+  // Concat along channels, inputs and output through the hooks with the module's shared quantizer.
+  std::string concat(model::ConcatImpl& m, const std::vector<std::string>& xs, const std::string& name) {
+    auto* cat_fq = fq(m.out_fq);
+    std::vector<std::string> in;
+    for (const auto& x : xs) in.push_back(h_.concat_input(g_, x, cat_fq));
+    std::string y = g_.op("Concat", in, name, {{"axis", 1}});
+    if (cat_fq != nullptr) y = h_.produced(g_, y, cat_fq);
+    return y;
   }
 
   std::string c2f(model::C2fImpl& m, const std::string& in, const std::string& name) {
@@ -101,22 +136,25 @@ class Writer {
                                    g_.unique_name(name + ".split_out1")};
     g_.add_node("Split", {x, g_.add_int64s(name + ".split.sizes", {c, c})}, ys, name + ".split",
                 {{"axis", 1}});
+    for (auto& y : ys) y = h_.passed(g_, x, y);
     for (size_t i = 0; i < m.m->size(); ++i)
       ys.push_back(
           bottleneck(*m.m->ptr(i)->as<model::BottleneckImpl>(), ys.back(), fmt::format("{}.m.{}", name, i)));
-    const std::string cat = g_.op("Concat", ys, name + ".cat", {{"axis", 1}});
+    const std::string cat = concat(*m.cat, ys, name + ".cat");
     return conv_bn_act(*m.cv2, cat, name + ".cv2");
   }
 
   std::string sppf(model::SPPFImpl& m, const std::string& in, const std::string& name) {
     const int64_t k = m.m->kernel();
     std::vector<std::string> ys = {conv_bn_act(*m.cv1, in, name + ".cv1")};
-    for (int i = 0; i < 3; ++i)
-      ys.push_back(g_.op("MaxPool", {ys.back()}, name + ".m",
-                         {{"kernel_shape", std::vector<int64_t>{k, k}},
-                          {"strides", std::vector<int64_t>{1, 1}},
-                          {"pads", std::vector<int64_t>{k / 2, k / 2, k / 2, k / 2}}}));
-    const std::string cat = g_.op("Concat", ys, name + ".cat", {{"axis", 1}});
+    for (int i = 0; i < 3; ++i) {
+      const std::string y = g_.op("MaxPool", {ys.back()}, name + ".m",
+                                  {{"kernel_shape", std::vector<int64_t>{k, k}},
+                                   {"strides", std::vector<int64_t>{1, 1}},
+                                   {"pads", std::vector<int64_t>{k / 2, k / 2, k / 2, k / 2}}});
+      ys.push_back(h_.passed(g_, ys.back(), y));
+    }
+    const std::string cat = concat(*m.cat, ys, name + ".cat");
     return conv_bn_act(*m.cv2, cat, name + ".cv2");
   }
 
@@ -124,18 +162,22 @@ class Writer {
     const float s = float(m.scale());
     const std::string scales = g_.add_floats(name + ".scales", {1.f, 1.f, s, s}, {4});
     // PyTorch's "nearest": source index floor(dst * in / out), i.e. asymmetric + floor.
-    return g_.op(
+    const std::string y = g_.op(
         "Resize", {in, "", scales}, name,
         {{"mode", "nearest"}, {"coordinate_transformation_mode", "asymmetric"}, {"nearest_mode", "floor"}});
+    return h_.passed(g_, in, y);
   }
 
-  // A head branch: ConvBnAct, ConvBnAct, Conv2d with bias.
-  std::string branch(torch::nn::SequentialImpl& seq, const std::string& in, const std::string& name) {
+  // A head branch: ConvBnAct, ConvBnAct, Conv2d with bias and the head's own quantizers.
+  std::string branch(torch::nn::SequentialImpl& seq, const std::string& in, const std::string& name,
+                     const quant::FakeQuantize& wfq, const quant::FakeQuantize& afq) {
     std::string y = conv_bn_act(*seq.ptr(0)->as<model::ConvBnActImpl>(), in, name + ".0");
     y = conv_bn_act(*seq.ptr(1)->as<model::ConvBnActImpl>(), y, name + ".1");
     auto* last = seq.ptr(2)->as<torch::nn::Conv2dImpl>();
-    return conv(y, last->weight.detach().to(torch::kFloat32), last->bias.detach().to(torch::kFloat32), 1,
-                name + ".2");
+    y = conv(y, last->weight.detach().to(torch::kFloat32), last->bias.detach().to(torch::kFloat32), 1,
+             name + ".2", fq(wfq));
+    if (auto* a = fq(afq)) y = h_.produced(g_, y, a);
+    return h_.float_input(g_, y);
   }
 
   // The Detect head to the decoded output: Concat(boxes * stride, Sigmoid(classes)) -> out_name.
@@ -146,9 +188,9 @@ class Writer {
     std::vector<std::string> flat;
     for (int64_t i = 0; i < d.nl(); ++i) {
       const std::string box = branch(*d.cv2->ptr(i)->as<torch::nn::SequentialImpl>(), feats[i],
-                                     fmt::format("{}.cv2.{}", name, i));
+                                     fmt::format("{}.cv2.{}", name, i), d.box_weight_fq[i], d.box_act_fq[i]);
       const std::string cls = branch(*d.cv3->ptr(i)->as<torch::nn::SequentialImpl>(), feats[i],
-                                     fmt::format("{}.cv3.{}", name, i));
+                                     fmt::format("{}.cv3.{}", name, i), d.cls_weight_fq[i], d.cls_act_fq[i]);
       const std::string cat = g_.op("Concat", {box, cls}, fmt::format("{}.cat.{}", name, i), {{"axis", 1}});
       // Reshape shapes hold 0 for the batch: "copy the input's", so a dynamic batch works.
       flat.push_back(g_.op("Reshape",
@@ -193,6 +235,8 @@ class Writer {
 
  private:
   OnnxGraph& g_;
+  OnnxTensorHooks& h_;
+  bool q_;
 };
 
 std::string utc_now_iso() {
@@ -206,7 +250,21 @@ std::string utc_now_iso() {
 
 }  // namespace
 
+std::pair<std::string, std::string> OnnxTensorHooks::conv_params(OnnxGraph& g, const std::string& name,
+                                                                 const std::string& /*input*/,
+                                                                 const torch::Tensor& w,
+                                                                 const torch::Tensor& b,
+                                                                 quant::FakeQuantizeImpl* /*weight_fq*/) {
+  const std::string wn = g.add_initializer(name + ".weight", w);
+  return {wn, b.defined() ? g.add_initializer(name + ".bias", b) : std::string()};
+}
+
 onnx::ModelProto build_onnx_model(YoloV8Impl& m, const OnnxExportOptions& o) {
+  OnnxTensorHooks fp32;
+  return build_onnx_model(m, o, fp32);
+}
+
+onnx::ModelProto build_onnx_model(YoloV8Impl& m, const OnnxExportOptions& o, OnnxTensorHooks& hooks) {
   const auto& strides = m.strides();
   const int64_t smax = *std::max_element(strides.begin(), strides.end());
   YQ_CHECK_USAGE(o.height > 0 && o.width > 0 && o.height % smax == 0 && o.width % smax == 0,
@@ -217,11 +275,12 @@ onnx::ModelProto build_onnx_model(YoloV8Impl& m, const OnnxExportOptions& o) {
   const OnnxDim batch = o.dynamic ? OnnxDim("batch") : OnnxDim(1);
   g.add_input("images", {batch, 3, o.height, o.width});
 
-  Writer w(g);
+  Writer w(g, hooks);
   const auto& layers = m.layers();
   const int64_t n = static_cast<int64_t>(layers.size());
   std::vector<std::string> out(n);
   std::string prev = "images";
+  if (auto* in_fq = w.fq(m.input_fq)) prev = hooks.produced(g, prev, in_fq);
   std::vector<std::pair<int64_t, int64_t>> sizes;
   for (int64_t s : strides) sizes.emplace_back(o.height / s, o.width / s);
   int64_t anchors = 0;
@@ -243,7 +302,7 @@ onnx::ModelProto build_onnx_model(YoloV8Impl& m, const OnnxExportOptions& o) {
     } else if (li.module == "Upsample") {
       y = w.upsample(*mod->as<model::UpsampleImpl>(), in[0], name);
     } else if (li.module == "Concat") {
-      y = g.op("Concat", in, name, {{"axis", 1}});
+      y = w.concat(*mod->as<model::ConcatImpl>(), in, name);
     } else if (li.module == "Detect") {
       YQ_ASSERT(i == n - 1);
       w.detect(*mod->as<model::DetectImpl>(), in, sizes, name, g.unique_name("output0"));

@@ -11,8 +11,11 @@
 // Concat(boxes * stride, Sigmoid(classes)).
 //
 // Tensor and node names follow the module names (model.2.m.0.cv1.conv, ...) and the weights are
-// initializers named like the reference's state dict (model.0.conv.weight, model.0.conv.bias), so a
-// later QDQ export can find every conv and activation by name.
+// initializers named like the reference's state dict (model.0.conv.weight, model.0.conv.bias).
+//
+// One walk over the model writes every flavour: it calls an OnnxTensorHooks at each place where the
+// model has (or may have) a quantizer and at each tensor a Conv, Add, Concat or the float head tail
+// reads. The base class writes the fp32 graph; deploy/onnx_qdq.h derives the QDQ flavours from it.
 #pragma once
 
 #include <torch/torch.h>
@@ -25,6 +28,10 @@
 #include "core/fs.h"
 #include "deploy/onnx_graph.h"
 #include "model/yolov8.h"
+
+namespace yq::quant {
+class FakeQuantizeImpl;
+}
 
 namespace yq::deploy {
 
@@ -46,9 +53,50 @@ std::pair<torch::Tensor, torch::Tensor> fold_conv_bn(const torch::nn::Conv2dImpl
 // {0: 'person', 1: 'bicycle'} (quotes chosen and escaped as Python's repr does).
 std::string python_names_dict(const std::vector<std::string>& names);
 
+// The places where a flavour changes the graph. `fq` arguments are the model's quantizers (null: the
+// tensor has none); the walk passes them only when quantized() is true. Every method returns the
+// name of the tensor that later nodes read instead of the one given; the base class returns it
+// unchanged and writes float weights, i.e. the fp32 graph.
+class OnnxTensorHooks {
+ public:
+  virtual ~OnnxTensorHooks() = default;
+  // false: the model's quantizers are ignored and BN is folded in double precision (fp32 export).
+  virtual bool quantized() const { return false; }
+  // A tensor that a quantizer owns was just written: the image ("images", input_fq), a ConvBnAct's
+  // output after SiLU (act_fq), a residual Add's or a Concat's output (out_fq), a head conv's output.
+  virtual std::string produced(OnnxGraph&, const std::string& x, quant::FakeQuantizeImpl* /*fq*/) {
+    return x;
+  }
+  // A ConvBnAct's conv output before SiLU (pre_fq).
+  virtual std::string pre_activation(OnnxGraph&, const std::string& y, quant::FakeQuantizeImpl* /*pre_fq*/) {
+    return y;
+  }
+  // An op that keeps its input's grid (Split, MaxPool, Resize) wrote `out` from `in`.
+  virtual std::string passed(OnnxGraph&, const std::string& /*in*/, const std::string& out) { return out; }
+  // The tensors a Conv, a residual Add, a Concat (whose shared quantizer is `cat_fq`) and the float
+  // head tail read.
+  virtual std::string conv_input(OnnxGraph&, const std::string& x) { return x; }
+  virtual std::string add_input(OnnxGraph&, const std::string& x) { return x; }
+  virtual std::string concat_input(OnnxGraph&, const std::string& x, quant::FakeQuantizeImpl* /*cat_fq*/) {
+    return x;
+  }
+  virtual std::string float_input(OnnxGraph&, const std::string& x) { return x; }
+  // A conv's weight [c2, c1, k, k] (BN folded) and bias [c2] (undefined = none) for the conv `name`
+  // reading `input` (the name conv_input returned): the tensor names the Conv node reads ("" = no bias).
+  virtual std::pair<std::string, std::string> conv_params(OnnxGraph& g, const std::string& name,
+                                                          const std::string& input, const torch::Tensor& w,
+                                                          const torch::Tensor& b,
+                                                          quant::FakeQuantizeImpl* weight_fq);
+};
+
 // The fp32 graph of `model` (BN running statistics folded, whatever the train/eval mode), with
 // metadata, not yet checked.
 onnx::ModelProto build_onnx_model(model::YoloV8Impl& model, const OnnxExportOptions& options = {});
+
+// The graph of `model` as `hooks` shape it (build_onnx_model = this with the base hooks), metadata
+// included, not yet checked.
+onnx::ModelProto build_onnx_model(model::YoloV8Impl& model, const OnnxExportOptions& options,
+                                  OnnxTensorHooks& hooks);
 
 struct OnnxExportResult {
   int64_t bytes = 0;         // file size
