@@ -51,5 +51,7 @@ Command info_command();
 Command export_command();
 Command calibrate_command();
 Command qat_command();
+Command benchmark_command();
+Command compare_command();
 
 }  // namespace yq::cli
