@@ -111,6 +111,7 @@ struct Row {
   std::string model, kind, runtime;
   fs::path file;
   deploy::BenchmarkResult r;
+  int index = 0;  // position in weights= or onnx=
   int pair = -1;  // ours: index of the ONNX Runtime row compared with it
 };
 
@@ -169,11 +170,12 @@ void run_benchmark(const Config& cfg) {
         ModelBench mb = with_context(
             fmt::format("benchmark of {} at batch {} threads {}", weights[m], b, t),
             [&] { return isolate ? bench_in_child(exe, weights[m], o) : bench_in_process(weights[m], o); });
-        rows.push_back({names[m], mb.kind, "yoloqat", weights[m], mb.result});
+        rows.push_back({names[m], mb.kind, "yoloqat", weights[m], mb.result, int(m)});
       }
 
   // ONNX Runtime rows.
   nlohmann::json ort_note = nullptr;
+  nlohmann::json ort_failed = nlohmann::json::array();
   const size_t first_ort = rows.size();
   if (!onnx.empty()) {
     std::string why;
@@ -189,10 +191,14 @@ void run_benchmark(const Config& cfg) {
             auto o = base;
             o.batch = int(b), o.threads = int(t);
             log::info("{} in ONNX Runtime: batch {} threads {}", onnx[m], b, t);
-            ModelBench mb =
-                with_context(fmt::format("ONNX Runtime on {} at batch {} threads {}", onnx[m], b, t),
-                             [&] { return bench_onnxruntime(ort_dir, onnx[m], o); });
-            rows.push_back({onames[m], mb.kind, "onnxruntime", onnx[m], mb.result});
+            // A configuration ONNX Runtime refuses (a fixed-batch export at batch 8) is reported, not fatal.
+            try {
+              ModelBench mb = bench_onnxruntime(ort_dir, onnx[m], o);
+              rows.push_back({onames[m], mb.kind, "onnxruntime", onnx[m], mb.result, int(m)});
+            } catch (const Error& e) {
+              log::warn("ONNX Runtime on {} at batch {} threads {} failed: {}", onnx[m], b, t, e.what());
+              ort_failed.push_back({{"model", onames[m]}, {"batch", b}, {"threads", t}, {"error", e.what()}});
+            }
           }
       ort_note = "ran in ONNX Runtime from " + ort_dir.string();
     }
@@ -201,10 +207,8 @@ void run_benchmark(const Config& cfg) {
   // else every model with the first ONNX model.
   const bool by_position = onnx.size() == weights.size();
   for (size_t i = 0; i < first_ort; ++i) {
-    const size_t m = i / (batches.size() * threads.size());
     for (size_t k = first_ort; k < rows.size(); ++k) {
-      const size_t om = (k - first_ort) / (batches.size() * threads.size());
-      if (om == (by_position ? m : 0) && rows[k].r.batch == rows[i].r.batch &&
+      if (rows[k].index == (by_position ? rows[i].index : 0) && rows[k].r.batch == rows[i].r.batch &&
           rows[k].r.threads == rows[i].r.threads)
         rows[i].pair = int(k);
     }
@@ -249,6 +253,12 @@ void run_benchmark(const Config& cfg) {
   }
   std::cout << table;
   if (!ort_note.is_null()) std::cout << "onnx: " << ort_note.get<std::string>() << "\n";
+  for (const auto& f : ort_failed) {
+    const std::string e = f["error"].get<std::string>();
+    std::cout << fmt::format("onnx: {} at batch {} threads {} failed: {}\n", f["model"].get<std::string>(),
+                             f["batch"].get<int64_t>(), f["threads"].get<int64_t>(),
+                             e.substr(0, e.find('\n')));
+  }
 
   nlohmann::json j = {
       {"machine",
@@ -273,6 +283,7 @@ void run_benchmark(const Config& cfg) {
                             ? "VmHWM of the process that measured this row alone (onnxruntime: node included)"
                             : "VmHWM of the whole benchmark process so far"}}},
       {"onnx", ort_note},
+      {"onnx_failed", ort_failed},
       {"rows", jrows}};
   atomic_write(out / "benchmark.json", j.dump(2));
   log::info("results in {}", (out / "benchmark.json").string());
