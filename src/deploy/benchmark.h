@@ -72,7 +72,8 @@ struct BenchmarkResult {
 // imgsz x imgsz, convert to float [batch, 3, imgsz, imgsz], forward, NMS. Sets the thread counts.
 BenchmarkResult benchmark_detector(const eval::Detector& det, const BenchmarkOptions& o);
 
-// Peak resident set size of this process in MiB: VmHWM of /proc/self/status, else getrusage's ru_maxrss.
+// Peak resident set size of this process in MiB: VmHWM of /proc/self/status, else getrusage's ru_maxrss
+// (which, in a process started by vfork + exec as posix_spawn does, starts from the parent's peak).
 double peak_rss_mb();
 
 // Throughput and statistics of externally measured per-run times (ONNX Runtime): inference only.
