@@ -12,9 +12,9 @@ namespace yq::cli {
 
 const std::vector<Command>& all_commands() {
   static const std::vector<Command> cmds = {
-      synth_command(),   stats_command(),     info_command(), train_command(),  val_command(),
-      predict_command(), calibrate_command(), qat_command(),  export_command(), demo_command(),
-      analyze_command(), report_command()};
+      synth_command(),   stats_command(),     info_command(),      train_command(),  val_command(),
+      predict_command(), calibrate_command(), qat_command(),       export_command(), demo_command(),
+      analyze_command(), report_command(),    benchmark_command(), compare_command()};
   return cmds;
 }
 
@@ -49,6 +49,9 @@ Config resolve_config(const Command& cmd, const std::string& config_file,
 
 void apply_runtime(const Config& cfg) {
   log::set_level(cfg.get_str("log"));
+  // benchmark takes a list of thread counts (threads=1,2) and sets each one per measurement.
+  const KeySpec* threads = cfg.schema().find("threads");
+  if (threads == nullptr || threads->type != KeyType::Int) return;
   int64_t n = cfg.get_int("threads");
   if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
   at::set_num_threads(static_cast<int>(n));

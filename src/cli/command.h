@@ -53,5 +53,7 @@ Command calibrate_command();
 Command qat_command();
 Command analyze_command();
 Command report_command();
+Command benchmark_command();
+Command compare_command();
 
 }  // namespace yq::cli

@@ -82,6 +82,8 @@ class Config {
   void merge_args(const std::vector<std::string>& args);
 
   bool has(const std::string& key) const { return values_.count(key) != 0; }
+  // The declared keys (types, defaults, help).
+  const Schema& schema() const { return schema_; }
   bool get_bool(const std::string& key) const;
   int64_t get_int(const std::string& key) const;
   double get_float(const std::string& key) const;
