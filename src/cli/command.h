@@ -55,5 +55,6 @@ Command analyze_command();
 Command report_command();
 Command benchmark_command();
 Command compare_command();
+Command convert_command();
 
 }  // namespace yq::cli

@@ -1,6 +1,7 @@
 #include "deploy/runtime.h"
 
 #include "core/error.h"
+#include "deploy/int8_model.h"
 #include "model/checkpoint.h"
 #include "quant/prepare.h"
 #include "quant/qcheckpoint.h"
@@ -12,6 +13,21 @@ InferenceModel load_inference_model(const fs::path& path) {
   InferenceModel im;
   im.file = path;
   im.file_bytes = int64_t(fs::file_size(path));
+  if (Int8Model::is_int8_file(path)) {
+    // A converted int8 model (yoloqat convert): quantized kernels, no training code.
+    auto net = std::make_shared<Int8Model>(Int8Model::load(path));
+    im.kind = "int8";
+    im.nc = net->nc();
+    im.names = net->names();
+    im.max_stride = net->strides().empty() ? 32 : net->strides().back();
+    im.meta = net->meta();
+    im.meta["engine"] = net->engine();
+    im.holder = net;
+    im.detector.forward = [net](const torch::Tensor& x) { return net->forward(x); };
+    im.detector.raw = [net](const torch::Tensor& x) { return net->forward_raw(x); };
+    im.detector.decode = [net](const std::vector<torch::Tensor>& raw) { return net->decode(raw); };
+    return im;
+  }
   auto ck = model::load_checkpoint(path, /*prefer_ema=*/true);
   model::YoloV8 net = ck.model;
   net->eval();
