@@ -382,8 +382,8 @@ TrainResult train(const Config& cfg_in, const TrainHooks& hooks) {
       bar.finish("interrupted");
       // The interrupted epoch runs again on resume, from the weights reached so far.
       save(res.last, epoch - 1, last_metrics, true);
-      log::warn("interrupted: saved {}; continue with `yoloqat train resume=true name={}`", res.last.string(),
-                run_name);
+      log::warn("interrupted: saved {}; continue with `yoloqat {} resume=true name={}`", res.last.string(),
+                hooks.kind == "fp32" ? "train" : hooks.kind, run_name);
       res.interrupted = true;
       break;
     }
