@@ -355,7 +355,8 @@ YoloV8Impl::YoloV8Impl(const ModelSpec& spec) : spec_(spec) {
   for (int64_t c = 0; c < spec_.nc; ++c) names_.push_back("class" + std::to_string(c));
 }
 
-std::vector<torch::Tensor> YoloV8Impl::forward_raw(const torch::Tensor& x) {
+std::vector<torch::Tensor> YoloV8Impl::forward_raw(const torch::Tensor& x,
+                                                   std::vector<torch::Tensor>* detect_inputs) {
   const int64_t smax = *std::max_element(strides().begin(), strides().end());
   YQ_CHECK(x.dim() == 4 && x.size(1) == 3, "model input must be [B, 3, H, W], found {}",
            fmt::join(x.sizes(), "x"));
@@ -369,7 +370,10 @@ std::vector<torch::Tensor> YoloV8Impl::forward_raw(const torch::Tensor& x) {
   for (int64_t i = 0; i < n; ++i) {
     in.clear();
     for (int64_t f : info_[i].from) in.push_back(f == -1 ? y : saved[f < 0 ? i + f : f]);
-    if (i == n - 1) return detect_->forward(in);
+    if (i == n - 1) {
+      if (detect_inputs) *detect_inputs = in;
+      return detect_->forward(in);
+    }
     y = run_[i](in);
     if (keep_[i]) saved[i] = y;
   }

@@ -67,7 +67,10 @@ class YoloV8Impl : public torch::nn::Module {
 
   // x [B, 3, H, W] float in 0..1, H and W multiples of the largest stride.
   // Raw head outputs per level: [B, 64 + nc, H / s_i, W / s_i] (what the loss takes).
-  std::vector<torch::Tensor> forward_raw(const torch::Tensor& x);
+  // detect_inputs, when given, receives the tensors Detect reads (P3, P4, P5: [B, ch_i, H / s_i,
+  // W / s_i]), e.g. for feature distillation; they stay part of the autograd graph.
+  std::vector<torch::Tensor> forward_raw(const torch::Tensor& x,
+                                         std::vector<torch::Tensor>* detect_inputs = nullptr);
   // Inference output: [B, 4 + nc, A], rows cx, cy, w, h in input pixels then sigmoid class
   // scores, A = sum (H / s_i) * (W / s_i).
   torch::Tensor forward(const torch::Tensor& x);

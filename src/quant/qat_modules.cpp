@@ -37,9 +37,11 @@ torch::Tensor conv_bn_act_forward(model::ConvBnActImpl& m, const torch::Tensor& 
                                 at::globalContext().userEnabledCuDNN())
             : bn.forward(y);
   } else if (batch_stats) {
-    auto g = bn.weight / torch::sqrt(bn.running_var + bn.options.eps());  // [c2]
-    auto wfold = m.weight_fq->forward(w * g.view({-1, 1, 1, 1}));
-    y = bn.forward(conv2d(x, wfold, {}, s) / g.view({1, -1, 1, 1}));
+    auto g = (bn.weight / torch::sqrt(bn.running_var + bn.options.eps())).view({-1, 1, 1, 1});  // [c2,1,1,1]
+    auto wfold = m.weight_fq->forward(w * g);
+    // conv(x, fq(W g)) / g computed as conv(x, fq(W g) / g): the same math (the conv is linear in its
+    // weight per output channel) without a pass over the activation and its gradient.
+    y = bn.forward(conv2d(x, wfold / g, {}, s));
   } else {
     FusedConv f = fold_conv_bn(w, {}, bn);
     y = conv2d(x, m.weight_fq->forward(f.weight), f.bias, s);

@@ -7,7 +7,8 @@
 //
 // ConvBnAct in QAT mode (PyTorch's ConvBn QAT recipe), g = gamma / sqrt(running_var + eps):
 //  - weight fake quant on, training, BN not frozen:
-//        y = BN_batch(conv(x, fq_w(W * g)) / g)     (BN with batch statistics, which it updates)
+//        y = BN_batch(conv(x, fq_w(W * g)) / g)     (BN with batch statistics, which it updates;
+//                                                    computed as conv(x, fq_w(W * g) / g))
 //  - weight fake quant on, eval or BN frozen: the inference folding,
 //        y = conv(x, fq_w(W * g)) + (beta - running_mean * g)
 //  - weight fake quant off: the float math, y = BN(conv(x, W)) (running statistics when frozen);

@@ -130,12 +130,42 @@ data::AugmentOptions augment_options(const Config& cfg) {
   return a;
 }
 
-std::string fmt_items(const torch::Tensor& items) {
+// items: box, cls, dfl[, the extra loss named `extra`].
+std::string fmt_items(const torch::Tensor& items, const std::string& extra = "") {
   auto a = items.accessor<float, 1>();
-  return fmt::format("box {:.3f} cls {:.3f} dfl {:.3f}", a[0], a[1], a[2]);
+  std::string s = fmt::format("box {:.3f} cls {:.3f} dfl {:.3f}", a[0], a[1], a[2]);
+  if (items.size(0) > 3) s += fmt::format(" {} {:.3f}", extra, a[3]);
+  return s;
 }
 
 }  // namespace
+
+Config resume_config(const Config& cfg_in, const std::string& kind, fs::path* from) {
+  if (cfg_in.get_str("resume").empty()) return cfg_in;
+  Config cfg = cfg_in;
+  const fs::path project = cfg.get_str("project");
+  const std::string r = cfg.get_str("resume");
+  const fs::path resume_from =
+      (r == "true") ? project / "models/checkpoints" / kind / cfg.get_str("name") / "last.pt" : fs::path(r);
+  YQ_CHECK_USAGE(fs::exists(resume_from), "resume: {} does not exist (nothing to resume)",
+                 resume_from.string());
+  auto ck = model::load_checkpoint(resume_from, false);
+  YQ_CHECK_USAGE(ck.meta.value("kind", "") == kind && ck.meta.contains("train_args"),
+                 "resume: {} is not a checkpoint of an {} training run", resume_from.string(), kind);
+  YQ_CHECK_USAGE(!ck.meta.value("finished", false), "resume: the run of {} already finished all its epochs",
+                 resume_from.string());
+  Config saved = cfg;
+  saved.merge_yaml(ck.meta["train_args"].get<std::string>(), resume_from.string() + " (saved arguments)",
+                   true);
+  // Keep this invocation's machine settings; everything else continues as it was.
+  for (const char* k : {"threads", "workers"})
+    if (cfg.is_set(k)) saved.set(k, std::to_string(cfg.get_int(k)), "resume");
+  saved.set("resume", "", "resume");
+  saved.set("exist_ok", "true", "resume");
+  saved.set("name", ck.meta.value("run_name", cfg.get_str("name")), "resume");
+  if (from) *from = resume_from;
+  return saved;
+}
 
 TrainResult train(const Config& cfg_in, const TrainHooks& hooks) {
   Config cfg = cfg_in;
@@ -144,29 +174,7 @@ TrainResult train(const Config& cfg_in, const TrainHooks& hooks) {
 
   // ---- Resume: the run's own configuration and state come from its last checkpoint.
   fs::path resume_from;
-  if (!cfg.get_str("resume").empty()) {
-    const std::string r = cfg.get_str("resume");
-    resume_from = (r == "true")
-                      ? project / "models/checkpoints" / hooks.kind / cfg.get_str("name") / "last.pt"
-                      : fs::path(r);
-    YQ_CHECK_USAGE(fs::exists(resume_from), "resume: {} does not exist (nothing to resume)",
-                   resume_from.string());
-    auto ck = model::load_checkpoint(resume_from, false);
-    YQ_CHECK_USAGE(ck.meta.value("kind", "") == hooks.kind && ck.meta.contains("train_args"),
-                   "resume: {} is not a checkpoint of an {} training run", resume_from.string(), hooks.kind);
-    YQ_CHECK_USAGE(!ck.meta.value("finished", false), "resume: the run of {} already finished all its epochs",
-                   resume_from.string());
-    Config saved = cfg;
-    saved.merge_yaml(ck.meta["train_args"].get<std::string>(), resume_from.string() + " (saved arguments)",
-                     true);
-    // Keep this invocation's machine settings; everything else continues as it was.
-    for (const char* k : {"threads", "workers"})
-      if (cfg.is_set(k)) saved.set(k, std::to_string(cfg.get_int(k)), "resume");
-    saved.set("resume", "", "resume");
-    saved.set("exist_ok", "true", "resume");
-    saved.set("name", ck.meta.value("run_name", cfg.get_str("name")), "resume");
-    cfg = saved;
-  }
+  cfg = resume_config(cfg, hooks.kind, &resume_from);
 
   // ---- Run folders.
   const fs::path ck_root = project / "models/checkpoints" / hooks.kind;
@@ -277,7 +285,11 @@ TrainResult train(const Config& cfg_in, const TrainHooks& hooks) {
   const int64_t close_mosaic = cfg.get_int("close_mosaic");
   const int64_t patience = cfg.get_int("patience");
 
-  CsvLog csv(res.log_dir / "results.csv", kCsvColumns);
+  const bool extra = bool(hooks.extra_loss);
+  const std::string extra_col = "train/" + hooks.extra_loss_name + "_loss";
+  std::vector<std::string> csv_columns = kCsvColumns;
+  if (extra) csv_columns.insert(csv_columns.begin() + 4, extra_col);  // after train/dfl_loss
+  CsvLog csv(res.log_dir / "results.csv", csv_columns);
   csv.truncate_from(double(start_epoch + 1));
   TensorBoardWriter tb(project / "logs/tensorboard" / run_name);
 
@@ -318,7 +330,7 @@ TrainResult train(const Config& cfg_in, const TrainHooks& hooks) {
     net->train();
     train_loader.start_epoch(epoch);
     optimizer->zero_grad();
-    torch::Tensor mean_items = torch::zeros({3});
+    torch::Tensor mean_items = torch::zeros({extra ? 4 : 3});
     ProgressBar bar(fmt::format("epoch {}/{}", epoch + 1, epochs), nb);
     data::Batch b;
     int64_t i = 0;
@@ -336,14 +348,21 @@ TrainResult train(const Config& cfg_in, const TrainHooks& hooks) {
         }
       }
       auto x = b.images.to(torch::kFloat32).div_(255);
-      auto out = criterion(net->forward_raw(x), b.targets, x.size(2), x.size(3));
+      std::vector<torch::Tensor> detect_inputs;
+      auto raw = net->forward_raw(x, extra ? &detect_inputs : nullptr);
+      auto out = criterion(raw, b.targets, x.size(2), x.size(3));
+      if (extra) {
+        torch::Tensor e = hooks.extra_loss(x, raw, detect_inputs);
+        out.total = out.total + e * double(x.size(0));
+        out.items = torch::cat({out.items, e.detach().reshape({1}).to(out.items.dtype())});
+      }
       if (!torch::isfinite(out.total).item<bool>()) {
-        throw Error(
-            fmt::format("the loss became {} at epoch {} batch {} ({}); no checkpoint was written for this "
-                        "epoch. Lower lr0 "
-                        "(now {}) or check the labels; the last good checkpoint is {}",
-                        out.total.item<double>(), epoch + 1, i + 1, fmt_items(out.items), oc.lr0,
-                        fs::exists(res.last) ? res.last.string() : "none"));
+        throw Error(fmt::format(
+            "the loss became {} at epoch {} batch {} ({}); no checkpoint was written for this "
+            "epoch. Lower lr0 "
+            "(now {}) or check the labels; the last good checkpoint is {}",
+            out.total.item<double>(), epoch + 1, i + 1, fmt_items(out.items, hooks.extra_loss_name), oc.lr0,
+            fs::exists(res.last) ? res.last.string() : "none"));
       }
       out.total.backward();
       mean_items = (mean_items * double(i) + out.items) / double(i + 1);
@@ -354,7 +373,8 @@ TrainResult train(const Config& cfg_in, const TrainHooks& hooks) {
         ema.update(net);
         last_opt_step = ni;
       }
-      bar.update(i + 1, fmt_items(mean_items) + fmt::format(" {} img", b.images.size(0)));
+      bar.update(i + 1,
+                 fmt_items(mean_items, hooks.extra_loss_name) + fmt::format(" {} img", b.images.size(0)));
       if (hooks.after_batch) hooks.after_batch(epoch, i, *net);
       if (interrupt_requested()) break;
     }
@@ -362,12 +382,12 @@ TrainResult train(const Config& cfg_in, const TrainHooks& hooks) {
       bar.finish("interrupted");
       // The interrupted epoch runs again on resume, from the weights reached so far.
       save(res.last, epoch - 1, last_metrics, true);
-      log::warn("interrupted: saved {}; continue with `yoloqat train resume=true name={}`", res.last.string(),
-                run_name);
+      log::warn("interrupted: saved {}; continue with `yoloqat {} resume=true name={}`", res.last.string(),
+                hooks.kind == "fp32" ? "train" : hooks.kind, run_name);
       res.interrupted = true;
       break;
     }
-    bar.finish(fmt_items(mean_items));
+    bar.finish(fmt_items(mean_items, hooks.extra_loss_name));
     std::vector<double> lrs;
     for (auto& g : optimizer->param_groups()) lrs.push_back(group_lr(g));
     // Scheduler step: the learning rate of the next epoch.
@@ -380,6 +400,7 @@ TrainResult train(const Config& cfg_in, const TrainHooks& hooks) {
     std::vector<double> row = {double(epoch + 1)};
     auto mi = mean_items.accessor<float, 1>();
     row.insert(row.end(), {mi[0], mi[1], mi[2]});
+    if (extra) row.push_back(mi[3]);
     if (do_val && ((epoch + 1) % cfg.get_int("val_period") == 0 || final_epoch)) {
       auto& em = ema.model();
       em->eval();
@@ -415,6 +436,7 @@ TrainResult train(const Config& cfg_in, const TrainHooks& hooks) {
     tb.add_scalar("train/box_loss", mi[0], epoch + 1);
     tb.add_scalar("train/cls_loss", mi[1], epoch + 1);
     tb.add_scalar("train/dfl_loss", mi[2], epoch + 1);
+    if (extra) tb.add_scalar(extra_col, mi[3], epoch + 1);
     for (size_t j = 0; j < lrs.size(); ++j) tb.add_scalar(fmt::format("lr/pg{}", j), lrs[j], epoch + 1);
     tb.flush();
 
