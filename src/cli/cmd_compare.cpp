@@ -42,6 +42,28 @@ Accuracy validate_model(const Config& cfg, const fs::path& weights, const data::
   return {im.kind, vr.metrics.map50(), vr.metrics.map()};
 }
 
+// mAP of `weights` from the metrics.json `val` wrote for it (checked to be that model on that split).
+Accuracy reuse_metrics(const fs::path& file, const std::string& weights, const std::string& split) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_text(file));
+  } catch (const std::exception& e) {
+    throw UsageError(
+        fmt::format("metrics={}: not a metrics.json of `yoloqat val` ({})", file.string(), e.what()));
+  }
+  YQ_CHECK_USAGE(j.contains("mAP50") && j.contains("mAP50-95"), "metrics={}: no mAP50 / mAP50-95 keys",
+                 file.string());
+  const std::string of = j.contains("source") ? j["source"].value("weights", std::string()) : std::string();
+  YQ_CHECK_USAGE(of.empty() || fs::weakly_canonical(of) == fs::weakly_canonical(weights),
+                 "metrics={} is of {}, not of {}", file.string(), of, weights);
+  YQ_CHECK_USAGE(j.value("split", split) == split, "metrics={} is of the {} split, not {}", file.string(),
+                 j.value("split", std::string()), split);
+  Accuracy a;
+  a.map50 = j["mAP50"].get<double>(), a.map5095 = j["mAP50-95"].get<double>();
+  log::info("{}: mAP from {}", weights, file.string());
+  return a;
+}
+
 void run_compare(const Config& cfg) {
   YQ_CHECK_USAGE(!cfg.get_str("data").empty(), "key 'data' is required (a dataset.yaml)");
   const auto weights = cfg.get_strs("weights");
@@ -67,6 +89,10 @@ void run_compare(const Config& cfg) {
   const std::string exe = cfg.get_str("exe");
   const int val_threads = bo.threads;
 
+  const auto metrics_files = cfg.get_strs("metrics");
+  YQ_CHECK_USAGE(metrics_files.empty() || metrics_files.size() == weights.size(),
+                 "metrics: {} files for {} weights (one metrics.json per model, in the same order)",
+                 metrics_files.size(), weights.size());
   const auto names = display_names(weights);
   struct Row {
     std::string name, kind;
@@ -80,10 +106,14 @@ void run_compare(const Config& cfg) {
     Row row;
     row.name = names[m], row.file = weights[m];
     row.file_mb = double(fs::file_size(weights[m])) / (1024.0 * 1024.0);
-    log::info("{}: validating on the {} split ({} images)", weights[m], split, idx.samples.size());
-    at::set_num_threads(val_threads);
-    row.acc = with_context("validation of " + weights[m],
-                           [&] { return validate_model(cfg, weights[m], info, idx); });
+    if (!metrics_files.empty()) {
+      row.acc = reuse_metrics(metrics_files[m], weights[m], split);
+    } else {
+      log::info("{}: validating on the {} split ({} images)", weights[m], split, idx.samples.size());
+      at::set_num_threads(val_threads);
+      row.acc = with_context("validation of " + weights[m],
+                             [&] { return validate_model(cfg, weights[m], info, idx); });
+    }
     log::info("{}: timing at batch 1, {} threads", weights[m], bo.threads);
     ModelBench mb = with_context("benchmark of " + weights[m], [&] {
       return isolate ? bench_in_child(exe, weights[m], bo) : bench_in_process(weights[m], bo);
@@ -141,6 +171,8 @@ Command compare_command() {
   c.declare = [](Schema& s) {
     s.text("data", "", "dataset.yaml of the data set");
     s.texts("weights", "", "model files to compare; the first is the baseline of the speed-up");
+    s.texts("metrics", "",
+            "metrics.json of `val` per model, in the order of weights, reused instead of validating again");
     s.text("split", "test", "split to evaluate", {"train", "val", "test"});
     s.integer("imgsz", 640, "network input side (validation: long side; latency: square)", 32, 8192);
     s.integer("batch", 16, "validation batch size (latency is measured at batch 1)", 1, 1024);

@@ -1,6 +1,8 @@
-// yoloqat demo: the whole pipeline that exists, end to end, on the embedded synthetic data set:
-// synth -> stats -> train (fp32) -> val -> calibrate (PTQ) -> val -> qat -> val -> export onnx -> predict;
-// then a summary table of the steps and of fp32 / PTQ / QAT accuracy on the test split.
+// yoloqat demo: the whole pipeline, end to end, on the embedded synthetic data set:
+// synth -> stats -> train (fp32) -> calibrate (PTQ) -> qat -> convert (int8) -> val of each on the test
+// split -> export onnx / onnx-qdq / tensorrt -> benchmark (ours and ONNX Runtime) -> compare ->
+// sensitivity -> analyze -> predict -> report (HTML); then a summary table of the steps and the compare
+// table (fp32 / PTQ / QAT / int8: mAP, latency, speed-up, size, memory).
 #include <chrono>
 #include <iostream>
 
@@ -77,18 +79,7 @@ void run_demo(const Config& cfg) {
     return fmt::format("{} epochs; val mAP50 {:.3f}, mAP50-95 {:.3f}", epochs, j.value("mAP50", 0.0),
                        j.value("mAP50-95", 0.0));
   });
-  // Validation of a checkpoint on the test split; returns the metrics and a one-line result.
-  std::vector<std::pair<std::string, nlohmann::json>> accuracy;
-  auto test_val = [&](const std::string& label, const fs::path& weights, const std::string& run) {
-    run_subcommand("val", common({"data=" + data_yaml.string(), "weights=" + weights.string(), "split=test",
-                                  "imgsz=" + imgsz, "name=" + run, "exist_ok=true"}));
-    auto m = read_json(project / "reports" / run / "metrics.json");
-    accuracy.emplace_back(label, m);
-    return fmt::format("mAP50 {:.3f}, mAP50-95 {:.3f}, P {:.3f}, R {:.3f}", m.value("mAP50", 0.0),
-                       m.value("mAP50-95", 0.0), m.value("precision", 0.0), m.value("recall", 0.0));
-  };
   const fs::path fp32 = run / "best.pt";
-  timed("val fp32 (test)", [&] { return test_val("fp32", fp32, name + "-val-fp32"); });
   const fs::path ptq = project / "models/checkpoints/ptq" / name / "ptq.pt";
   timed("calibrate (PTQ)", [&] {
     run_subcommand("calibrate", common({"data=" + data_yaml.string(), "weights=" + fp32.string(),
@@ -96,7 +87,6 @@ void run_demo(const Config& cfg) {
                                         "name=" + name, "exist_ok=true", "val=false"}));
     return "int8 fake-quant checkpoint " + ptq.string();
   });
-  timed("val PTQ (test)", [&] { return test_val("PTQ int8 (fake-quant)", ptq, name + "-val-ptq"); });
   const int64_t qat_epochs = quick ? 1 : cfg.get_int("qat_epochs");
   const fs::path qat = project / "models/checkpoints/qat" / name / "best.pt";
   timed("qat", [&] {
@@ -108,22 +98,114 @@ void run_demo(const Config& cfg) {
                 "freeze_observer_epoch=" + std::to_string(std::max<int64_t>(1, qat_epochs - 1)),
                 "freeze_bn_epoch=" + std::to_string(std::max<int64_t>(0, qat_epochs - 2)),
                 "seed=" + std::to_string(cfg.get_int("seed"))}));
-    return fmt::format("{} epochs from the fp32 model", qat_epochs);
+    auto j = read_json(project / "logs/qat" / name / "metrics.json");
+    return fmt::format("{} epochs from the fp32 model; val mAP50 {:.3f}, mAP50-95 {:.3f}", qat_epochs,
+                       j.value("mAP50", 0.0), j.value("mAP50-95", 0.0));
   });
-  timed("val QAT (test)", [&] { return test_val("QAT int8 (fake-quant)", qat, name + "-val-qat"); });
-  timed("export onnx", [&] {
-    run_subcommand("export", common({"weights=" + fp32.string(), "format=onnx", "imgsz=" + imgsz,
-                                     "name=" + name, "exist_ok=true"}));
-    const fs::path onnx = project / "models/exported/onnx" / (name + ".onnx");
-    return fmt::format("{} ({:.1f} MB)", onnx.string(), double(fs::file_size(onnx)) / 1e6);
+  const fs::path int8 = project / "models/int8" / (name + ".int8");
+  timed("convert (int8)", [&] {
+    run_subcommand("convert", common({"weights=" + qat.string(), "name=" + name, "exist_ok=true"}));
+    return fmt::format("{} ({:.1f} MB; fp32 checkpoint's model {:.1f} MB)", int8.string(),
+                       double(fs::file_size(int8)) / 1e6,
+                       read_json(project / "models/int8" / (name + ".json")).value("fp32_model_bytes", 0.0) / 1e6);
   });
-  timed("predict", [&] {
+
+  // Validation of a model file on the test split; returns a one-line result.
+  std::vector<fs::path> test_metrics;
+  auto test_val = [&](const fs::path& weights, const std::string& run) {
+    run_subcommand("val", common({"data=" + data_yaml.string(), "weights=" + weights.string(), "split=test",
+                                  "imgsz=" + imgsz, "name=" + run, "exist_ok=true"}));
+    test_metrics.push_back(project / "reports" / run / "metrics.json");
+    auto m = read_json(test_metrics.back());
+    return fmt::format("mAP50 {:.3f}, mAP50-95 {:.3f}, P {:.3f}, R {:.3f}", m.value("mAP50", 0.0),
+                       m.value("mAP50-95", 0.0), m.value("precision", 0.0), m.value("recall", 0.0));
+  };
+  timed("val fp32 (test)", [&] { return test_val(fp32, name + "-val-fp32"); });
+  timed("val PTQ (test)", [&] { return test_val(ptq, name + "-val-ptq"); });
+  timed("val QAT (test)", [&] { return test_val(qat, name + "-val-qat"); });
+  timed("val int8 (test)", [&] { return test_val(int8, name + "-val-int8"); });
+
+  auto exported = [&](const std::string& format) {
+    return project / "models/exported" / format / (name + ".onnx");
+  };
+  auto export_step = [&](const std::string& format, const fs::path& weights) {
+    timed("export " + format, [&] {
+      run_subcommand("export", common({"weights=" + weights.string(), "format=" + format, "imgsz=" + imgsz,
+                                       "name=" + name, "exist_ok=true"}));
+      return fmt::format("{} ({:.1f} MB)", exported(format).string(),
+                         double(fs::file_size(exported(format))) / 1e6);
+    });
+  };
+  export_step("onnx", fp32);
+  export_step("onnx-qdq", qat);
+  export_step("tensorrt", qat);
+
+  const std::string runs = quick ? "10" : "30";
+  timed("benchmark", [&] {
+    run_subcommand(
+        "benchmark",
+        common({"weights=" + fp32.string() + "," + int8.string(),
+                "onnx=" + exported("onnx").string() + "," + exported("onnx-qdq").string(), "imgsz=" + imgsz,
+                "batch=1", "runs=" + runs, "warmup=3", "name=" + name + "-benchmark", "exist_ok=true"}));
+    auto j = read_json(project / "reports" / (name + "-benchmark") / "benchmark.json");
+    std::string out;
+    for (const auto& r : j["results"])
+      out += fmt::format("{}{} {} {:.1f} ms", out.empty() ? "" : ", ", r.value("runtime", ""),
+                         r.value("kind", ""), r.value("p50_ms", 0.0));
+    return "p50 at batch 1: " + out;
+  });
+  timed("compare", [&] {
+    std::vector<std::string> files, metrics;
+    for (const auto& f : {fp32, ptq, qat, int8}) files.push_back(f.string());
+    for (const auto& f : test_metrics) metrics.push_back(f.string());
+    run_subcommand(
+        "compare",
+        common({"data=" + data_yaml.string(), "weights=" + fmt::format("{}", fmt::join(files, ",")),
+                "metrics=" + fmt::format("{}", fmt::join(metrics, ",")), "imgsz=" + imgsz, "runs=" + runs,
+                "warmup=3", "name=" + name + "-compare", "exist_ok=true"}));
+    return (project / "reports" / (name + "-compare") / "compare.json").string();
+  });
+  timed("sensitivity", [&] {
+    run_subcommand("sensitivity",
+                   common({"data=" + data_yaml.string(), "weights=" + ptq.string(), "metric=sqnr",
+                           "batches=" + std::string(quick ? "1" : "2"), "imgsz=" + imgsz, "topk=5",
+                           "name=" + name + "-sensitivity", "exist_ok=true"}));
+    auto j = read_json(project / "reports" / (name + "-sensitivity") / "sensitivity.json");
+    std::string top;
+    for (const auto& l : j["layers"])
+      if (l.value("rank", 99) <= 3) top += (top.empty() ? "" : ", ") + l.value("name", std::string());
+    return "most sensitive: " + top;
+  });
+  timed("analyze", [&] {
+    run_subcommand("analyze", common({"data=" + data_yaml.string(), "weights=" + qat.string(),
+                                      "fp32=" + fp32.string(), "images=" + std::string(quick ? "4" : "8"),
+                                      "imgsz=" + imgsz, "name=" + name + "-analyze", "exist_ok=true"}));
+    return (project / "reports" / (name + "-analyze") / "analyze.json").string();
+  });
+  timed("predict (int8)", [&] {
     run_subcommand(
         "predict",
-        common({"weights=" + fp32.string(), "source=" + (data_dir / "test/images/00000[0-3].jpg").string(),
+        common({"weights=" + int8.string(), "source=" + (data_dir / "test/images/00000[0-3].jpg").string(),
                 "imgsz=" + imgsz, "name=" + name + "-predict", "exist_ok=true", "log=warn"}));
     auto j = read_json(project / "reports" / (name + "-predict") / "predictions.json");
     return fmt::format("{} detections written", j.size());
+  });
+  const fs::path report = project / "reports" / (name + "-report") / "report.html";
+  timed("report", [&] {
+    const fs::path r = project / "reports";
+    run_subcommand(
+        "report",
+        common({"stats=" + (r / (name + "-stats") / "stats.json").string(), "model=" + fp32.string(),
+                "imgsz=" + imgsz, "fp32_results=" + (project / "logs/fp32" / name / "results.csv").string(),
+                "qat_results=" + (project / "logs/qat" / name / "results.csv").string(),
+                "analyze=" + (r / (name + "-analyze") / "analyze.json").string(),
+                "sensitivity=" + (r / (name + "-sensitivity") / "sensitivity.json").string(),
+                "fp32_metrics=" + test_metrics.front().string(),
+                "int8_metrics=" + test_metrics.back().string(),
+                "benchmark=" + (r / (name + "-benchmark") / "benchmark.json").string(),
+                "compare=" + (r / (name + "-compare") / "compare.json").string(), "name=" + name + "-report",
+                "exist_ok=true"}));
+    return fmt::format("{} ({:.0f} KB)", report.string(), double(fs::file_size(report)) / 1e3);
   });
 
   std::cout << "\nyoloqat demo summary (" << (quick ? "quick" : "full") << ")\n";
@@ -134,15 +216,26 @@ void run_demo(const Config& cfg) {
     total += s.seconds;
   }
   std::cout << fmt::format("{:<18}{:>9.1f}\n", "total", total);
-  std::cout << fmt::format("\n{:<24}{:>8}{:>10}{:>8}{:>8}   (test split, {} images)\n", "model", "mAP50",
-                           "mAP50-95", "P", "R", n_val);
-  for (const auto& [label, m] : accuracy)
-    std::cout << fmt::format("{:<24}{:>8.3f}{:>10.3f}{:>8.3f}{:>8.3f}\n", label, m.value("mAP50", 0.0),
-                             m.value("mAP50-95", 0.0), m.value("precision", 0.0), m.value("recall", 0.0));
-  std::cout << "outputs: " << (project / "models/checkpoints/fp32" / name).string() << ", "
-            << (project / "logs").string() << ", " << (project / "reports").string() << "\n";
-  std::cout
-      << "not yet part of the pipeline: real int8 convert, QDQ/TensorRT export, benchmark, report (later issues)\n";
+  // fp32 / PTQ / QAT / int8 in one table (compare.json), then ours vs ONNX Runtime (benchmark.json).
+  const auto cmp = read_json(project / "reports" / (name + "-compare") / "compare.json");
+  std::cout << fmt::format(
+      "\n{:<8}{:>8}{:>10}{:>11}{:>10}{:>10}{:>9}   (test split, {} images; batch 1, {} threads)\n", "model",
+      "mAP50", "mAP50-95", "p50 ms", "speed-up", "file MB", "RSS MB", n_val, cmp.value("threads", 0));
+  for (const auto& r : cmp["rows"])
+    std::cout << fmt::format("{:<8}{:>8.3f}{:>10.3f}{:>11.1f}{:>9.2f}x{:>10.2f}{:>9.0f}\n",
+                             r.value("kind", ""), r.value("map50", 0.0), r.value("map5095", 0.0),
+                             r.value("p50_ms", 0.0), r.value("speedup", 0.0), r.value("file_mb", 0.0),
+                             r.value("peak_rss_mb", 0.0));
+  const auto bench = read_json(project / "reports" / (name + "-benchmark") / "benchmark.json");
+  for (const auto& r : bench["results"])
+    if (r.contains("ort_ratio") && r["ort_ratio"].is_number())
+      std::cout << fmt::format(
+          "ours {} / ONNX Runtime {}: inference p50 ratio {:.2f} (below 1 = ours faster)\n",
+          r.value("kind", ""), fs::path(r.value("ort_model", "")).filename().string(),
+          r["ort_ratio"].get<double>());
+  std::cout << "\nreport: " << report.string() << "\n";
+  std::cout << "outputs: " << (project / "models").string() << ", " << (project / "logs").string() << ", "
+            << (project / "reports").string() << "\n";
 }
 
 }  // namespace

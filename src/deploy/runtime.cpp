@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "deploy/int8_model.h"
 #include "model/checkpoint.h"
+#include "quant/fusion.h"
 #include "quant/prepare.h"
 #include "quant/qcheckpoint.h"
 
@@ -32,20 +33,31 @@ InferenceModel load_inference_model(const fs::path& path) {
   model::YoloV8 net = ck.model;
   net->eval();
   im.kind = "fp32";
-  if (quant::is_prepared(*net)) {
+  const bool prepared = quant::is_prepared(*net);
+  if (prepared) {
     // Fake quantization with the ranges the checkpoint holds.
     quant::enable_observers(*net, false);
     im.kind = ck.meta.value("kind", std::string("qat"));
+  } else {
+    // Inference: BN folded into the convs, and channels-last activations (oneDNN's fast conv path).
+    quant::set_fused(*net, true);
   }
   im.nc = net->nc();
   im.names = net->names();
   im.max_stride = net->strides().empty() ? 32 : net->strides().back();
   im.meta = ck.meta;
   im.holder = std::make_shared<model::YoloV8>(net);
-  im.detector.forward = [net](const torch::Tensor& x) mutable {
-    torch::NoGradGuard ng;
-    return net->forward(x);
-  };
+  if (prepared) {
+    im.detector.forward = [net](const torch::Tensor& x) mutable {
+      torch::NoGradGuard ng;
+      return net->forward(x);
+    };
+  } else {
+    im.detector.forward = [net](const torch::Tensor& x) mutable {
+      c10::InferenceMode guard;
+      return net->forward(x.contiguous(at::MemoryFormat::ChannelsLast));
+    };
+  }
   return im;
 }
 
