@@ -13,7 +13,8 @@ namespace yq::cli {
 const std::vector<Command>& all_commands() {
   static const std::vector<Command> cmds = {
       synth_command(),   stats_command(),     info_command(), train_command(),  val_command(),
-      predict_command(), calibrate_command(), qat_command(),  export_command(), demo_command()};
+      predict_command(), calibrate_command(), qat_command(),  export_command(), demo_command(),
+      sensitivity_command()};
   return cmds;
 }
 

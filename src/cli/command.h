@@ -51,5 +51,6 @@ Command info_command();
 Command export_command();
 Command calibrate_command();
 Command qat_command();
+Command sensitivity_command();
 
 }  // namespace yq::cli
