@@ -12,9 +12,10 @@ namespace yq::cli {
 
 const std::vector<Command>& all_commands() {
   static const std::vector<Command> cmds = {
-      synth_command(),   stats_command(),     info_command(),    train_command(),   val_command(),
-      predict_command(), calibrate_command(), qat_command(),     convert_command(), export_command(),
-      analyze_command(), benchmark_command(), compare_command(), report_command(),  demo_command()};
+      synth_command(),     stats_command(),   info_command(),        train_command(),
+      val_command(),       predict_command(), calibrate_command(),   qat_command(),
+      convert_command(),   export_command(),  sensitivity_command(), analyze_command(),
+      benchmark_command(), compare_command(), report_command(),      demo_command()};
   return cmds;
 }
 

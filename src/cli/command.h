@@ -56,5 +56,6 @@ Command report_command();
 Command benchmark_command();
 Command compare_command();
 Command convert_command();
+Command sensitivity_command();
 
 }  // namespace yq::cli
