@@ -105,9 +105,9 @@ void run_demo(const Config& cfg) {
   const fs::path int8 = project / "models/int8" / (name + ".int8");
   timed("convert (int8)", [&] {
     run_subcommand("convert", common({"weights=" + qat.string(), "name=" + name, "exist_ok=true"}));
-    return fmt::format("{} ({:.1f} MB; fp32 checkpoint's model {:.1f} MB)", int8.string(),
-                       double(fs::file_size(int8)) / 1e6,
-                       read_json(project / "models/int8" / (name + ".json")).value("fp32_model_bytes", 0.0) / 1e6);
+    return fmt::format(
+        "{} ({:.1f} MB; fp32 checkpoint's model {:.1f} MB)", int8.string(), double(fs::file_size(int8)) / 1e6,
+        read_json(project / "models/int8" / (name + ".json")).value("fp32_model_bytes", 0.0) / 1e6);
   });
 
   // Validation of a model file on the test split; returns a one-line result.
@@ -168,7 +168,7 @@ void run_demo(const Config& cfg) {
   timed("sensitivity", [&] {
     run_subcommand("sensitivity",
                    common({"data=" + data_yaml.string(), "weights=" + ptq.string(), "metric=sqnr",
-                           "batches=" + std::string(quick ? "1" : "2"), "imgsz=" + imgsz, "topk=5",
+                           "batches=1", "batch=" + std::string(quick ? "2" : "8"), "imgsz=" + imgsz, "topk=5",
                            "name=" + name + "-sensitivity", "exist_ok=true"}));
     auto j = read_json(project / "reports" / (name + "-sensitivity") / "sensitivity.json");
     std::string top;
@@ -178,7 +178,7 @@ void run_demo(const Config& cfg) {
   });
   timed("analyze", [&] {
     run_subcommand("analyze", common({"data=" + data_yaml.string(), "weights=" + qat.string(),
-                                      "fp32=" + fp32.string(), "images=" + std::string(quick ? "4" : "8"),
+                                      "fp32=" + fp32.string(), "images=" + std::string(quick ? "2" : "8"),
                                       "imgsz=" + imgsz, "name=" + name + "-analyze", "exist_ok=true"}));
     return (project / "reports" / (name + "-analyze") / "analyze.json").string();
   });
