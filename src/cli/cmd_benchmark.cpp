@@ -301,9 +301,23 @@ ModelBench bench_in_process(const fs::path& weights, const deploy::BenchmarkOpti
   return mb;
 }
 
+// The yoloqat executable that times one configuration: exe= when given, else $YOLOQAT_EXE, else this
+// process's own executable when it is yoloqat. Anything else (a test binary, a program linking the
+// library) would not understand `benchmark child=true`, and re-running it could recurse: refused.
+std::string child_executable(const std::string& exe) {
+  if (!exe.empty()) return exe;
+  if (const char* env = std::getenv("YOLOQAT_EXE"); env && *env) return env;
+  const std::string self = self_executable();
+  YQ_CHECK_USAGE(fs::path(self).filename().string().rfind("yoloqat", 0) == 0,
+                 "{} is not the yoloqat executable, so it cannot time models in child processes: give "
+                 "exe=PATH/TO/yoloqat (or set YOLOQAT_EXE), or isolate=false",
+                 self);
+  return self;
+}
+
 ModelBench bench_in_child(const std::string& exe, const fs::path& weights,
                           const deploy::BenchmarkOptions& o) {
-  std::vector<std::string> argv = {exe.empty() ? self_executable() : exe,
+  std::vector<std::string> argv = {child_executable(exe),
                                    "benchmark",
                                    "child=true",
                                    "weights=" + weights.string(),

@@ -149,7 +149,7 @@ void run_demo(const Config& cfg) {
                 "batch=1", "runs=" + runs, "warmup=3", "name=" + name + "-benchmark", "exist_ok=true"}));
     auto j = read_json(project / "reports" / (name + "-benchmark") / "benchmark.json");
     std::string out;
-    for (const auto& r : j["results"])
+    for (const auto& r : j["rows"])
       out += fmt::format("{}{} {} {:.1f} ms", out.empty() ? "" : ", ", r.value("runtime", ""),
                          r.value("kind", ""), r.value("p50_ms", 0.0));
     return "p50 at batch 1: " + out;
@@ -227,7 +227,7 @@ void run_demo(const Config& cfg) {
                              r.value("p50_ms", 0.0), r.value("speedup", 0.0), r.value("file_mb", 0.0),
                              r.value("peak_rss_mb", 0.0));
   const auto bench = read_json(project / "reports" / (name + "-benchmark") / "benchmark.json");
-  for (const auto& r : bench["results"])
+  for (const auto& r : bench["rows"])
     if (r.contains("ort_ratio") && r["ort_ratio"].is_number())
       std::cout << fmt::format(
           "ours {} / ONNX Runtime {}: inference p50 ratio {:.2f} (below 1 = ours faster)\n",

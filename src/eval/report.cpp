@@ -401,7 +401,7 @@ std::string section_performance(const ReportInputs& in) {
   }
   if (!have(in.benchmark_json)) return s + not_run("latency benchmark", "yoloqat benchmark weights=...");
   const json j = load_json(in.benchmark_json);
-  std::vector<json> rows = j.value("results", std::vector<json>{});
+  std::vector<json> rows = j.value("rows", std::vector<json>{});
   std::stable_sort(rows.begin(), rows.end(), [](const json& a, const json& b) {
     return num(a, "p50_ms", 1e18) < num(b, "p50_ms", 1e18);
   });
@@ -518,7 +518,7 @@ ReportSummary summarize_inputs(const ReportInputs& in) {
     // Batch 1, yoloqat runtime: best fp32 p50 / best non-fp32 p50.
     const json j = load_json(in.benchmark_json);
     double f = INFINITY, q = INFINITY, fs_mb = NAN, qs_mb = NAN;
-    for (const auto& row : j.value("results", json::array())) {
+    for (const auto& row : j.value("rows", json::array())) {
       if (num(row, "batch") != 1 || str(row, "runtime") != "yoloqat") continue;
       const double p = num(row, "p50_ms", INFINITY);
       if (str(row, "kind") == "fp32") {

@@ -3,6 +3,7 @@
 // analyze, the HTML report), and the compare table has one row per model kind.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
@@ -20,6 +21,8 @@ nlohmann::json read_json(const fs::path& p) {
 TEST(Demo, QuickRunsEveryStep) {
   yq::testing::TempDir dir("demo");
   const fs::path model = yq::testing::write_tiny_model_yaml(dir.path());
+  // benchmark / compare time each model in a child yoloqat process (this test binary is not one).
+  ::setenv("YOLOQAT_EXE", YOLOQAT_BINARY, 1);
   run_subcommand("demo", {"quick=true", "project=" + dir.path().string(), "model=" + model.string(),
                           "threads=2", "log=warn"});
   for (const char* f :

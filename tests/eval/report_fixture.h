@@ -64,7 +64,7 @@ inline eval::ReportInputs write_report_fixtures(const fs::path& d) {
       R"({"nc": 2, "names": ["stop", "speed_limit", "background"], "matrix": [[2, 0, 1], [0, 3, 2], [0, 1, 0]]})";
   write_file(d / "fp32/confusion_matrix.json", cm);
   write_file(d / "int8/confusion_matrix.json", cm);
-  write_file(d / "benchmark.json", R"({"results": [
+  write_file(d / "benchmark.json", R"({"rows": [
     {"model": "x", "kind": "fp32", "runtime": "yoloqat", "imgsz": 320, "batch": 1, "threads": 2, "p50_ms": 40, "p90_ms": 42, "p99_ms": 45, "mean_ms": 40.5, "throughput_ips": 25, "pre_ms": 1, "inf_ms": 38, "post_ms": 1, "peak_rss_mb": 300, "file_mb": 12},
     {"model": "x", "kind": "int8", "runtime": "yoloqat", "imgsz": 320, "batch": 1, "threads": 2, "p50_ms": 16, "p90_ms": 17, "p99_ms": 19, "mean_ms": 16.2, "throughput_ips": 62, "pre_ms": 1, "inf_ms": 14, "post_ms": 1, "peak_rss_mb": 200, "file_mb": 3.2},
     {"model": "x", "kind": "int8", "runtime": "onnxruntime", "imgsz": 320, "batch": 1, "threads": 2, "p50_ms": 12, "p90_ms": 13, "p99_ms": 14, "mean_ms": 12.1, "throughput_ips": 80, "pre_ms": 1, "inf_ms": 10, "post_ms": 1, "peak_rss_mb": 150, "file_mb": 3.3}]})");
