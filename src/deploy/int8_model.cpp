@@ -316,9 +316,12 @@ class HeadLayer {
     std::vector<at::Tensor> out;
     for (size_t i = 0; i < feats.size(); ++i) {
       auto branch = [&](std::array<ConvOp, 3>& c) {
-        return to_float(c[2].forward(c[1].forward(c[0].forward(feats[i]))));
+        return c[2].forward(c[1].forward(c[0].forward(feats[i])));
       };
-      out.push_back(at::cat({branch(box[i]), branch(cls[i])}, 1).contiguous());  // [B, 64 + nc, H, W]
+      const at::Tensor b = branch(box[i]), c = branch(cls[i]);
+      out.push_back(b.is_quantized() && c.is_quantized()
+                        ? qdequantize_cat_nchw({b, c})
+                        : at::cat({to_float(b), to_float(c)}, 1).contiguous());  // [B, 64 + nc, H, W]
     }
     return out;
   }

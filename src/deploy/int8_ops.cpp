@@ -10,9 +10,18 @@
 
 #include "core/error.h"
 
+#include <cmath>
+#include <vector>
+
+#include "quant/scheme.h"
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define YQ_HAVE_VBMI_PATH 1
+#endif
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define YQ_HAVE_SSE2_PATH 1
 #endif
 
 namespace yq::deploy {
@@ -87,6 +96,89 @@ void lookup(const uint8_t* in, uint8_t* out, int64_t n, const uint8_t* table) {
   lookup_scalar(in, out, n, table);
 }
 
+// ---- float <-> code kernels. The arithmetic is fake quant's (quant::quantize_value): code = zp +
+// nearbyint(x * (1 / scale)), clamped; the clamp is applied before rounding (equal for integer bounds)
+// so that no float outside int range is converted. The SSE2 path (baseline x86-64) rounds with
+// cvtps2dq, which like std::nearbyint uses the current rounding mode (nearest-even by default).
+
+struct CodeMap {
+  float inv, lo, hi;  // multiplier, clamp bounds relative to zp
+  int zp;
+  explicit CodeMap(const QGrid& g)
+      : inv(1.0f / g.scale),
+        lo(float(g.qmin - g.zero_point)),
+        hi(float(g.qmax - g.zero_point)),
+        zp(int(g.zero_point)) {}
+  uint8_t code(float v) const {  // v already multiplied by inv
+    v = v > lo ? v : lo;         // NaN -> lo, as _mm_max_ps(v, lo)
+    v = v < hi ? v : hi;
+    return uint8_t(zp + int(std::nearbyint(v)));
+  }
+};
+
+#ifdef YQ_HAVE_SSE2_PATH
+// 16 floats (already multiplied) -> 16 codes.
+inline __m128i codes16(__m128 v0, __m128 v1, __m128 v2, __m128 v3, const CodeMap& m) {
+  const __m128 lo = _mm_set1_ps(m.lo), hi = _mm_set1_ps(m.hi);
+  const __m128i zp = _mm_set1_epi32(m.zp);
+  auto one = [&](__m128 v) { return _mm_add_epi32(_mm_cvtps_epi32(_mm_min_ps(_mm_max_ps(v, lo), hi)), zp); };
+  const __m128i a = _mm_packs_epi32(one(v0), one(v1)), b = _mm_packs_epi32(one(v2), one(v3));
+  return _mm_packus_epi16(a, b);
+}
+#endif
+
+void quantize_row(const float* x, uint8_t* out, int64_t n, const CodeMap& m) {
+  int64_t i = 0;
+#ifdef YQ_HAVE_SSE2_PATH
+  const __m128 inv = _mm_set1_ps(m.inv);
+  for (; i + 16 <= n; i += 16) {
+    const __m128 v0 = _mm_mul_ps(_mm_loadu_ps(x + i), inv), v1 = _mm_mul_ps(_mm_loadu_ps(x + i + 4), inv);
+    const __m128 v2 = _mm_mul_ps(_mm_loadu_ps(x + i + 8), inv),
+                 v3 = _mm_mul_ps(_mm_loadu_ps(x + i + 12), inv);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), codes16(v0, v1, v2, v3, m));
+  }
+#endif
+  for (; i < n; ++i) out[i] = m.code(x[i] * m.inv);
+}
+
+// out = code of (dq(a) + dq(b)), dq(u) = (u - zp) * scale in float: the fake-quant model's
+// fq_out(fq_a(.) + fq_b(.)) for inputs on a's and b's grids.
+struct AddMap {
+  float sa, sb;
+  int za, zb;
+  CodeMap out;
+  float value(uint8_t a, uint8_t b) const {
+    return ((float(a) - float(za)) * sa + (float(b) - float(zb)) * sb) * out.inv;
+  }
+};
+
+void add_row(const uint8_t* a, const uint8_t* b, uint8_t* out, int64_t n, const AddMap& m) {
+  int64_t i = 0;
+#ifdef YQ_HAVE_SSE2_PATH
+  const __m128i zero = _mm_setzero_si128();
+  const __m128 sa = _mm_set1_ps(m.sa), sb = _mm_set1_ps(m.sb), inv = _mm_set1_ps(m.out.inv);
+  const __m128 za = _mm_set1_ps(float(m.za)), zb = _mm_set1_ps(float(m.zb));
+  // 4 x 4 floats of 16 codes
+  auto widen = [&](__m128i u, __m128* f) {
+    const __m128i lo = _mm_unpacklo_epi8(u, zero), hi = _mm_unpackhi_epi8(u, zero);
+    f[0] = _mm_cvtepi32_ps(_mm_unpacklo_epi16(lo, zero));
+    f[1] = _mm_cvtepi32_ps(_mm_unpackhi_epi16(lo, zero));
+    f[2] = _mm_cvtepi32_ps(_mm_unpacklo_epi16(hi, zero));
+    f[3] = _mm_cvtepi32_ps(_mm_unpackhi_epi16(hi, zero));
+  };
+  for (; i + 16 <= n; i += 16) {
+    __m128 fa[4], fb[4], v[4];
+    widen(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i)), fa);
+    widen(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i)), fb);
+    for (int k = 0; k < 4; ++k)
+      v[k] = _mm_mul_ps(
+          _mm_add_ps(_mm_mul_ps(_mm_sub_ps(fa[k], za), sa), _mm_mul_ps(_mm_sub_ps(fb[k], zb), sb)), inv);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), codes16(v[0], v[1], v[2], v[3], m.out));
+  }
+#endif
+  for (; i < n; ++i) out[i] = m.out.code(m.value(a[i], b[i]));
+}
+
 }  // namespace
 
 at::Tensor clamp_codes(const at::Tensor& q, const QGrid& g) {
@@ -155,12 +247,91 @@ std::string quantized_engine() {
 
 at::Tensor qquantize(const at::Tensor& x, const QGrid& g) {
   at::Tensor xf = x.to(at::kFloat);
+  const CodeMap m(g);
+  if (xf.dim() != 4) {
+    xf = xf.contiguous();
+    at::Tensor y = at::_empty_affine_quantized(xf.sizes(), xf.options().dtype(at::kQUInt8), double(g.scale),
+                                               g.zero_point);
+    const float* px = xf.data_ptr<float>();
+    uint8_t* py = codes(y);
+    at::parallel_for(0, xf.numel(), 1 << 16,
+                     [&](int64_t b, int64_t e) { quantize_row(px + b, py + b, e - b, m); });
+    return y;
+  }
+  const int64_t B = xf.size(0), C = xf.size(1), HW = xf.size(2) * xf.size(3);
+  at::Tensor y = at::_empty_affine_quantized(xf.sizes(), xf.options().dtype(at::kQUInt8), double(g.scale),
+                                             g.zero_point, at::MemoryFormat::ChannelsLast);
+  uint8_t* py = codes(y);
+  if (xf.is_contiguous(at::MemoryFormat::ChannelsLast)) {
+    const float* px = xf.data_ptr<float>();
+    at::parallel_for(0, xf.numel(), 1 << 16,
+                     [&](int64_t b, int64_t e) { quantize_row(px + b, py + b, e - b, m); });
+    return y;
+  }
+  // NCHW -> NHWC: quantize a block of pixels per channel plane, then interleave the channels.
+  xf = xf.contiguous();
+  const float* px = xf.data_ptr<float>();
+  constexpr int64_t kBlock = 1024;
+  const int64_t blocks = (HW + kBlock - 1) / kBlock;
+  at::parallel_for(0, B * blocks, 4, [&](int64_t begin, int64_t end) {
+    std::vector<uint8_t> tmp(size_t(C * kBlock));
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t b = t / blocks, p0 = (t % blocks) * kBlock, n = std::min(kBlock, HW - p0);
+      for (int64_t c = 0; c < C; ++c) quantize_row(px + (b * C + c) * HW + p0, tmp.data() + c * n, n, m);
+      uint8_t* o = py + (b * HW + p0) * C;
+      for (int64_t p = 0; p < n; ++p)
+        for (int64_t c = 0; c < C; ++c) o[p * C + c] = tmp[size_t(c * n + p)];
+    }
+  });
+  return y;
+}
+
+at::Tensor qquantize_reference(const at::Tensor& x, const QGrid& g) {
+  at::Tensor xf = x.to(at::kFloat);
   if (xf.dim() == 4) xf = xf.contiguous(at::MemoryFormat::ChannelsLast);
   return clamp_codes(at::quantize_per_tensor(xf, double(g.scale), g.zero_point, at::kQUInt8), g);
 }
 
 at::Tensor qdequantize(const at::Tensor& q) {
   return q.dequantize();
+}
+
+at::Tensor qdequantize_cat_nchw(const std::vector<at::Tensor>& qs) {
+  YQ_ASSERT(!qs.empty());
+  const int64_t B = qs[0].size(0), H = qs[0].size(2), W = qs[0].size(3), HW = H * W;
+  std::vector<at::Tensor> in;
+  std::vector<std::vector<float>> tables;
+  int64_t total_c = 0;
+  for (const auto& q : qs) {
+    YQ_ASSERT(q.is_quantized() && q.dim() == 4 && q.size(0) == B && q.size(2) == H && q.size(3) == W);
+    in.push_back(q.contiguous(at::MemoryFormat::ChannelsLast));
+    std::vector<float> t(256);
+    for (int u = 0; u < 256; ++u)
+      t[size_t(u)] = quant::dequantize_value(u, float(q.q_scale()), q.q_zero_point());
+    tables.push_back(std::move(t));
+    total_c += q.size(1);
+  }
+  at::Tensor out = at::empty({B, total_c, H, W}, at::kFloat);
+  float* po = out.data_ptr<float>();
+  constexpr int64_t kBlock = 64;
+  const int64_t blocks = (HW + kBlock - 1) / kBlock;
+  at::parallel_for(0, B * blocks, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t b = t / blocks, p0 = (t % blocks) * kBlock, n = std::min(kBlock, HW - p0);
+      int64_t c0 = 0;
+      for (size_t k = 0; k < in.size(); ++k) {
+        const int64_t C = in[k].size(1);
+        const uint8_t* src = codes(in[k]) + (b * HW + p0) * C;
+        const float* tab = tables[k].data();
+        for (int64_t c = 0; c < C; ++c) {
+          float* dst = po + ((b * total_c + c0 + c) * HW + p0);
+          for (int64_t p = 0; p < n; ++p) dst[p] = tab[src[p * C + c]];
+        }
+        c0 += C;
+      }
+    }
+  });
+  return out;
 }
 
 // ---------------------------------------------------------------- lookup tables
@@ -232,7 +403,21 @@ at::Tensor qconv(const at::Tensor& qx, const c10::IValue& packed, const QGrid& o
 
 // ---------------------------------------------------------------- junctions
 
-at::Tensor qadd(const at::Tensor& a, const at::Tensor& b, const QGrid& out) {
+at::Tensor qadd(const at::Tensor& a_in, const at::Tensor& b_in, const QGrid& out) {
+  YQ_ASSERT(a_in.sizes() == b_in.sizes() && a_in.scalar_type() == at::kQUInt8 &&
+            b_in.scalar_type() == at::kQUInt8);
+  const at::Tensor a = a_in.contiguous(layout_of(a_in)), b = b_in.contiguous(layout_of(a_in));
+  at::Tensor y = empty_like_on(a, out);
+  const AddMap m{float(a.q_scale()), float(b.q_scale()), int(a.q_zero_point()), int(b.q_zero_point()),
+                 CodeMap(out)};
+  const uint8_t *pa = codes(a), *pb = codes(b);
+  uint8_t* py = codes(y);
+  at::parallel_for(0, a.numel(), 1 << 15,
+                   [&](int64_t s, int64_t e) { add_row(pa + s, pb + s, py + s, e - s, m); });
+  return y;
+}
+
+at::Tensor qadd_reference(const at::Tensor& a, const at::Tensor& b, const QGrid& out) {
   static const c10::OperatorHandle add = op("quantized::add", "");
   torch::jit::Stack st;
   st.emplace_back(a);

@@ -65,10 +65,16 @@ std::string quantized_engine();  // the current one's name
 
 // ---------------------------------------------------------------- quantize / dequantize
 
-// float [any shape] -> quint8 on `g` (channels-last for 4-d inputs), clamped to g's code range.
+// float [any shape] -> quint8 on `g` (channels-last for 4-d inputs), clamped to g's code range, with
+// fake quant's arithmetic (bit-identical to quant::quantize_value). Parallel and vectorized (NCHW
+// inputs are transposed in the same pass); the reference calls at::quantize_per_tensor.
 at::Tensor qquantize(const at::Tensor& x, const QGrid& g);
+at::Tensor qquantize_reference(const at::Tensor& x, const QGrid& g);
 // quint8 -> float, same layout.
 at::Tensor qdequantize(const at::Tensor& q);
+// quint8 [B, C_k, H, W] (k = 0..n-1, any layout) -> float [B, sum C_k, H, W] contiguous (NCHW): the
+// dequantized inputs concatenated along channels in one pass (the head's outputs).
+at::Tensor qdequantize_cat_nchw(const std::vector<at::Tensor>& qs);
 
 // ---------------------------------------------------------------- lookup tables
 
@@ -101,8 +107,10 @@ at::Tensor qconv(const at::Tensor& qx, const c10::IValue& packed, const QGrid& o
 
 // ---------------------------------------------------------------- junctions
 
-// quantized::add: a + b on `out` (same shapes).
+// a + b on `out` (same shapes): code of (dq(a) + dq(b)) in float, the fake-quant model's arithmetic
+// (parallel, vectorized); the reference calls LibTorch's quantized::add (within 1 LSB of it).
 at::Tensor qadd(const at::Tensor& a, const at::Tensor& b, const QGrid& out);
+at::Tensor qadd_reference(const at::Tensor& a, const at::Tensor& b, const QGrid& out);
 // Channel concat (dim 1) on `out`: inputs on another grid (or any input when `out` is narrower than
 // full range) are requantized by table first.
 at::Tensor qcat(const std::vector<at::Tensor>& xs, const QGrid& out);

@@ -113,6 +113,39 @@ TEST(Int8Quantize, MatchesFakeQuant) {
   }
 }
 
+// The fast quantize is fake quant's arithmetic bit for bit, for NCHW, channels-last and flat inputs,
+// sizes that leave vector tails, ties, and values far outside the grid.
+TEST(Int8Quantize, FastIsFakeQuantArithmeticExactly) {
+  torch::manual_seed(31);
+  const QGrid narrow = grid(0.05f, 128, 1, 255);
+  for (const QGrid& g : {grid(1.0f / 255, 0), narrow, grid_for(-2, 5)}) {
+    // Ties, and values far outside the grid (saturate; fake quant's int64 cast of 1e30 would not).
+    auto x = torch::randn({2, 3, 7, 9}) * 3;
+    x.view({-1}).narrow(0, 0, 4).copy_(torch::tensor({1e6f, -1e6f, 0.5f * g.scale, 2.5f * g.scale}));
+    for (const auto& in : {x, x.contiguous(at::MemoryFormat::ChannelsLast), x.reshape({-1})}) {
+      auto q = qquantize(in, g);
+      auto flat = in.contiguous().reshape({-1});
+      auto got = q.int_repr().contiguous().reshape({-1});
+      ASSERT_EQ(q.sizes(), in.sizes());
+      auto want = torch::empty_like(flat, torch::kLong);
+      for (int64_t i = 0; i < flat.numel(); ++i)
+        want[i] = quant::quantize_value(flat[i].item<float>(), g.scale, g.zero_point, g.qmin, g.qmax);
+      EXPECT_TRUE(torch::equal(got.to(torch::kLong), want)) << g.to_string() << " dims " << in.dim();
+      EXPECT_LE(max_lsb(q, qquantize_reference(in, g).dequantize(), g), kMaxLsb);
+    }
+  }
+}
+
+TEST(Int8Dequantize, CatNchwEqualsDequantizeThenCat) {
+  torch::manual_seed(32);
+  const QGrid g1 = grid_for(-1, 3), g2 = grid_for(-8, 2);
+  auto a = qquantize(torch::randn({2, 5, 6, 7}), g1), b = qquantize(torch::randn({2, 3, 6, 7}) * 4, g2);
+  auto got = qdequantize_cat_nchw({a, b});
+  auto want = at::cat({a.dequantize(), b.dequantize()}, 1).contiguous();
+  EXPECT_TRUE(got.is_contiguous());
+  EXPECT_TRUE(torch::allclose(got, want, 0, 1e-6)) << (got - want).abs().max().item<float>();
+}
+
 struct ConvCase {
   int64_t c1, c2, k, s;
 };
@@ -162,6 +195,14 @@ TEST(Int8Junctions, AddMatchesFakeQuant) {
   auto a = fq(torch::randn({2, 8, 10, 12}) * 2, ga), b = fq(torch::randn({2, 8, 10, 12}) * 2, gb);
   auto y = qadd(qquantize(a, ga), qquantize(b, gb), out);
   EXPECT_LE(max_lsb(y, fq(a + b, out), out), kMaxLsb);
+  // The same arithmetic as the fake-quant model: exact, also for mixed layouts and vector tails.
+  for (const auto& shape : {std::vector<int64_t>{2, 8, 10, 12}, std::vector<int64_t>{1, 3, 5, 7}}) {
+    auto fa = fq(torch::randn(shape) * 2, ga), fb = fq(torch::randn(shape) * 2, gb);
+    auto qa = qquantize(fa, ga), qb = qquantize(fb, gb).contiguous();  // channels-last + NCHW
+    auto z = qadd(qa, qb, out);
+    EXPECT_EQ(max_lsb(z, fq(fa + fb, out), out), 0);
+    EXPECT_LE(max_lsb(z, qadd_reference(qa, qb, out).dequantize(), out), kMaxLsb);
+  }
 }
 
 TEST(Int8Junctions, CatRequantizesDifferingScales) {
