@@ -450,7 +450,12 @@ TrainResult train(const Config& cfg_in, const TrainHooks& hooks) {
       ++epochs_without_improvement;
     }
     save(res.last, epoch, last_metrics, false);
-    if (improved) fs::copy_file(res.last, res.best, fs::copy_options::overwrite_existing);
+    if (improved) {  // a copy and a rename: an interrupted copy never leaves a half-written best.pt
+      fs::path tmp = res.best;
+      tmp += ".tmp";
+      fs::copy_file(res.last, tmp, fs::copy_options::overwrite_existing);
+      fs::rename(tmp, res.best);
+    }
     epoch_seconds_sum += std::chrono::duration<double>(std::chrono::steady_clock::now() - t_epoch).count();
     ++epochs_timed;
     if (do_val && epochs_without_improvement >= patience) {
