@@ -469,6 +469,18 @@ TrainResult train(const Config& cfg_in, const TrainHooks& hooks) {
   res.seconds_per_epoch = epochs_timed ? epoch_seconds_sum / epochs_timed : 0;
   if (res.interrupted) return res;
 
+  // A finished run's best.pt keeps only what inference and the next step (calibrate, qat, convert) read:
+  // the EMA weights as the model, no raw weights, no optimizer state (a quarter of the size). last.pt
+  // keeps everything.
+  if (fs::exists(res.best)) {
+    auto full = model::load_checkpoint(res.best, /*prefer_ema=*/true);
+    if (full.has_ema || full.has_optimizer) {
+      nlohmann::json meta = full.meta;
+      meta["stripped"] = "EMA weights only (raw weights and optimizer state are in last.pt)";
+      model::save_checkpoint(res.best, full.model, nullptr, nullptr, meta);
+    }
+  }
+
   // Final validation of best.pt, with the per-class table.
   if (do_val && fs::exists(res.best)) {
     auto best = model::load_checkpoint(res.best, true);

@@ -7,9 +7,9 @@
 #include "cli/command.h"
 #include "core/csv_log.h"
 #include "core/error.h"
-#include "test_util.h"
 #include "fixtures.h"
 #include "model/checkpoint.h"
+#include "test_util.h"
 
 namespace yq::train {
 namespace {
@@ -76,6 +76,17 @@ TEST_F(TrainerTest, TrainsWritesOutputsAndResumesAfterAnInterruption) {
   EXPECT_TRUE(done.meta["finished"].get<bool>());
   EXPECT_GT(done.meta["updates"].get<int64_t>(), 0) << done.meta.dump();
   EXPECT_TRUE(fs::exists(r2.best));
+  // A finished run's best.pt holds the EMA weights only; last.pt keeps raw weights and optimizer.
+  auto best = model::load_checkpoint(r2.best);
+  EXPECT_FALSE(best.has_ema);
+  EXPECT_FALSE(best.has_optimizer);
+  EXPECT_TRUE(done.has_ema && done.has_optimizer);
+  EXPECT_LT(fs::file_size(r2.best), fs::file_size(r2.last) / 2);
+  if (done.meta["best_epoch"] == done.meta["epoch"]) {  // best == last epoch: same EMA weights
+    auto a = model::named_state(*best.model), b = model::named_state(*done.model);
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;
+  }
   EXPECT_TRUE(fs::exists(r2.log_dir / "metrics.json"));
   bool tb = false;
   for (const auto& e : fs::directory_iterator(dir_.path() / "logs/tensorboard/run"))
