@@ -552,8 +552,7 @@ std::string build_report(const ReportInputs& in) {
                "speed-up int8 vs fp32 (p50 latency)",
                std::isfinite(sum.speedup) ? (sum.speedup >= 1 ? "good" : "bad") : "");
   body += card(std::isfinite(sum.size_ratio) ? fmt::format("{:.2f}x", sum.size_ratio) : "&ndash;",
-               "smaller file (fp32 file / int8 file; a yoloqat checkpoint also holds EMA and optimizer "
-               "state)");
+               "smaller file (fp32 file / int8 file)");
   body += "</div>\n";
   body += section_dataset(in);
   body += section_model(in);
