@@ -85,9 +85,11 @@ fs::path find_ort_dir(const std::string& given, std::string& why_not) {
       break;
     }
   if (dir.empty()) {
-    why_not = given.empty()
-                  ? "tools/ort (serve.mjs, bench.mjs) not found (give ort_dir= or set YOLOQAT_SOURCE_DIR)"
-                  : "ort_dir=" + given + " has no serve.mjs and bench.mjs";
+    if (given.empty())
+      why_not = "tools/ort (serve.mjs, bench.mjs) not found (give ort_dir= or set YOLOQAT_SOURCE_DIR)";
+    else
+      why_not = "ort_dir=" + given + " has no " +
+                (fs::exists(fs::path(given) / "bench.mjs") ? "serve.mjs" : "bench.mjs");
     return {};
   }
   if (!fs::exists(dir / "node_modules" / "onnxruntime-node" / "package.json")) {
