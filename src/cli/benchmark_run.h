@@ -23,10 +23,7 @@ ModelBench bench_in_child(const std::string& exe, const fs::path& weights, const
 // The same in this process (peak memory then covers everything this process did before).
 ModelBench bench_in_process(const fs::path& weights, const deploy::BenchmarkOptions& o);
 
-// The folder holding bench.mjs and node_modules/onnxruntime-node: `given` when not empty, else
-// $YOLOQAT_SOURCE_DIR/tools/ort, else tools/ort in a parent folder of the running executable (up to 4 up).
-// Sets `why_not` and returns "" when ONNX Runtime cannot run (no node, no package, no folder).
-fs::path find_ort_dir(const std::string& given, std::string& why_not);
+// deploy::find_ort_dir (deploy/ort_session.h) finds the folder of bench.mjs.
 
 // Times `model` in ONNX Runtime (inference only; pre_ms and post_ms stay 0) with o's batch, imgsz,
 // threads and timing.

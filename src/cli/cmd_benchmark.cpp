@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/process.h"
+#include "deploy/ort_session.h"
 #include "deploy/runtime.h"
 
 namespace yq::cli {
@@ -23,21 +24,6 @@ namespace yq::cli {
 namespace {
 
 constexpr const char* kChildTag = "yoloqat_benchmark_child";
-
-// The last `n` non-empty lines of `text`.
-std::string last_lines(const std::string& text, size_t n) {
-  std::vector<std::string> lines;
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    if (end > start) lines.push_back(text.substr(start, end - start));
-    start = end + 1;
-  }
-  std::string out;
-  for (size_t i = lines.size() > n ? lines.size() - n : 0; i < lines.size(); ++i) out += lines[i] + "\n";
-  return out.empty() ? "(nothing)" : out;
-}
 
 // The last line of `out` that parses as a JSON object holding `tag` (a child may print other lines).
 nlohmann::json find_json_line(const std::string& out, const char* tag) {
@@ -179,7 +165,7 @@ void run_benchmark(const Config& cfg) {
   const size_t first_ort = rows.size();
   if (!onnx.empty()) {
     std::string why;
-    fs::path ort_dir = find_ort_dir(cfg.get_str("ort_dir"), why);
+    fs::path ort_dir = deploy::find_ort_dir(cfg.get_str("ort_dir"), why);
     if (ort_dir.empty()) {
       log::warn("onnx=: ONNX Runtime rows skipped: {}", why);
       ort_note = "skipped: " + why;
@@ -341,47 +327,6 @@ ModelBench bench_in_child(const std::string& exe, const fs::path& weights,
   mb.kind = j.at("kind").get<std::string>();
   mb.result = deploy::BenchmarkResult::from_json(j.at("result"));
   return mb;
-}
-
-fs::path find_ort_dir(const std::string& given, std::string& why_not) {
-  std::vector<fs::path> candidates;
-  if (!given.empty()) {
-    candidates.push_back(given);
-  } else {
-    if (const char* s = std::getenv("YOLOQAT_SOURCE_DIR"))
-      candidates.push_back(fs::path(s) / "tools" / "ort");
-    fs::path d = fs::path(self_executable()).parent_path();
-    for (int up = 0; up < 5 && !d.empty(); ++up, d = d.parent_path()) {
-      candidates.push_back(d / "tools" / "ort");
-      if (d == d.root_path()) break;
-    }
-  }
-  fs::path dir;
-  for (const auto& c : candidates)
-    if (fs::exists(c / "bench.mjs")) {
-      dir = c;
-      break;
-    }
-  if (dir.empty()) {
-    why_not = given.empty() ? "tools/ort/bench.mjs not found (give ort_dir= or set YOLOQAT_SOURCE_DIR)"
-                            : "ort_dir=" + given + " has no bench.mjs";
-    return {};
-  }
-  if (!fs::exists(dir / "node_modules" / "onnxruntime-node" / "package.json")) {
-    why_not =
-        "onnxruntime-node is not installed in " + (dir / "node_modules").string() + " (run scripts/setup)";
-    return {};
-  }
-  try {
-    if (run_process({"node", "--version"}).exit_code != 0) {
-      why_not = "`node --version` failed";
-      return {};
-    }
-  } catch (const std::exception&) {
-    why_not = "node is not installed (PATH has no `node`)";
-    return {};
-  }
-  return dir;
 }
 
 ModelBench bench_onnxruntime(const fs::path& ort_dir, const fs::path& model,

@@ -1,6 +1,8 @@
 // yoloqat demo: the whole pipeline, end to end, on the embedded synthetic data set:
 // synth -> stats -> train (fp32) -> calibrate (PTQ) -> qat -> convert (int8) -> val of each on the test
-// split -> export onnx / onnx-qdq / tensorrt -> benchmark (ours and ONNX Runtime) -> compare ->
+// split -> export onnx / onnx-qdq / tensorrt -> val of the onnx / onnx-qdq exports in ONNX Runtime
+// (beside ours at the same square input, and ONNX Runtime's predictions.json scored by `val
+// predictions=`) -> benchmark (ours and ONNX Runtime) -> compare ->
 // sensitivity -> analyze -> predict -> report (HTML); then a summary table of the steps and the compare
 // table (fp32 / PTQ / QAT / int8: mAP, latency, speed-up, size, memory).
 #include <chrono>
@@ -11,6 +13,7 @@
 #include "cli/command.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "deploy/ort_session.h"
 
 namespace yq::cli {
 
@@ -140,6 +143,42 @@ void run_demo(const Config& cfg) {
   export_step("onnx-qdq", qat);
   export_step("tensorrt", qat);
 
+  // The exports in ONNX Runtime vs the checkpoints they came from in yoloqat, both letterboxed to the
+  // export's square input (rect=false); ONNX Runtime's predictions.json is scored again by `val
+  // predictions=`. Skipped, with the reason, when ONNX Runtime cannot run.
+  struct OrtVal {
+    std::string format;
+    double ours = 0, ort = 0, scored = 0;  // mAP50-95
+  };
+  std::vector<OrtVal> ort_vals;
+  std::string ort_why;
+  const bool ort_ok = !deploy::find_ort_dir("", ort_why).empty();
+  auto ort_val_step = [&](const std::string& format, const fs::path& source) {
+    timed("ORT val " + format, [&]() -> std::string {
+      if (!ort_ok) return "skipped: " + ort_why;
+      const std::string base = name + "-ortval-" + format;
+      auto val = [&](std::vector<std::string> a, const std::string& run) {
+        a.insert(a.end(),
+                 {"data=" + data_yaml.string(), "split=test", "name=" + run, "exist_ok=true", "plots=false"});
+        run_subcommand("val", common(a));
+        return read_json(project / "reports" / run / "metrics.json").value("mAP50-95", 0.0);
+      };
+      OrtVal v;
+      v.format = format;
+      v.ours = val({"weights=" + source.string(), "imgsz=" + imgsz, "rect=false"}, base + "-ours");
+      v.ort = val({"weights=" + exported(format).string(), "runtime=onnxruntime", "save_json=true"}, base);
+      v.scored = val({"predictions=" + (project / "reports" / base / "predictions.json").string()},
+                     base + "-scored");
+      ort_vals.push_back(v);
+      return fmt::format(
+          "mAP50-95 ours {:.4f}, ONNX Runtime {:.4f} ({:+.2f} points; its predictions.json "
+          "scored: {:.4f})",
+          v.ours, v.ort, 100 * (v.ort - v.ours), v.scored);
+    });
+  };
+  ort_val_step("onnx", fp32);
+  ort_val_step("onnx-qdq", qat);
+
   const std::string runs = quick ? "10" : "30";
   timed("benchmark", [&] {
     run_subcommand(
@@ -233,6 +272,13 @@ void run_demo(const Config& cfg) {
           "ours {} / ONNX Runtime {}: inference p50 ratio {:.2f} (below 1 = ours faster)\n",
           r.value("kind", ""), fs::path(r.value("ort_model", "")).filename().string(),
           r["ort_ratio"].get<double>());
+  if (!ort_vals.empty())
+    std::cout << fmt::format("\n{:<10}{:>12}{:>14}{:>10}{:>16}   (test split, mAP50-95, square {} input)\n",
+                             "export", "ours", "ONNX Runtime", "points", "ORT json scored", imgsz);
+  for (const auto& v : ort_vals)
+    std::cout << fmt::format("{:<10}{:>12.4f}{:>14.4f}{:>+10.2f}{:>16.4f}\n", v.format, v.ours, v.ort,
+                             100 * (v.ort - v.ours), v.scored);
+  if (!ort_ok) std::cout << "ONNX Runtime validation skipped: " << ort_why << "\n";
   std::cout << "\nreport: " << report.string() << "\n";
   std::cout << "outputs: " << (project / "models").string() << ", " << (project / "logs").string() << ", "
             << (project / "reports").string() << "\n";

@@ -177,6 +177,7 @@ Batch DataLoader::build(int64_t b) const {
     batch.paths.push_back(s.image);
     batch.orig_hw.emplace_back(s.height, s.width);
     batch.letterbox.push_back(lb);
+    batch.sample_index.push_back(index);
   }
   batch.targets = torch::from_blob(targets.data(), {int64_t(targets.size() / 6), 6}, torch::kFloat32).clone();
   return batch;

@@ -38,6 +38,7 @@ struct Batch {
   std::vector<std::string> paths;
   std::vector<std::pair<int, int>> orig_hw;  // original (height, width)
   std::vector<LetterboxInfo> letterbox;      // original -> network input (validation)
+  std::vector<int64_t> sample_index;         // each image's index in the loader's samples()
 };
 
 class DataLoader {
@@ -50,6 +51,7 @@ class DataLoader {
   int64_t num_batches() const;
   int64_t num_samples() const { return int64_t(samples_.size()); }
   const LoaderOptions& options() const { return opt_; }
+  const std::vector<Sample>& samples() const { return samples_; }
   // Mosaic probability from the next epoch on (close_mosaic sets it to 0).
   void set_mosaic(double p) { opt_.aug.mosaic = p; }
 

@@ -47,6 +47,29 @@ torch::Tensor batch_labels_original(const data::Batch& b, int64_t i) {
   return out;
 }
 
+torch::Tensor sample_labels_original(const data::Sample& s) {
+  auto labels = torch::empty({int64_t(s.labels.size()), 5}, torch::kFloat32);
+  auto acc = labels.accessor<float, 2>();
+  for (size_t k = 0; k < s.labels.size(); ++k) {
+    const auto b = data::to_pixels(s.labels[k], s.width, s.height);
+    const int64_t r = int64_t(k);
+    acc[r][0] = float(b.cls), acc[r][1] = b.x1, acc[r][2] = b.y1, acc[r][3] = b.x2, acc[r][4] = b.y2;
+  }
+  return labels;
+}
+
+torch::Tensor as_saved_boxes(const torch::Tensor& dets) {
+  auto out = dets.clone();
+  if (out.numel() == 0) return out;
+  // x2 -> x1 + (x2 - x1) in float: the file holds w = x2 - x1 (of the unrounded x2), and x1 + w need
+  // not give x2 back exactly.
+  for (int64_t c = 0; c < 2; ++c) {
+    auto lo = out.select(1, c), hi = out.select(1, c + 2);
+    hi.copy_(lo + (hi - lo));
+  }
+  return out;
+}
+
 ValResult validate(const Detector& det, data::DataLoader& loader, int nc, const ValOptions& opt,
                    const train::DetectionLoss* loss) {
   ValResult res(nc);
@@ -80,9 +103,14 @@ ValResult validate(const Detector& det, data::DataLoader& loader, int nc, const 
     for (int64_t i = 0; i < int64_t(dets.size()); ++i) {
       auto [oh, ow] = b.orig_hw[size_t(i)];
       auto d = scale_to_original(dets[size_t(i)], b.letterbox[size_t(i)], oh, ow);
-      auto labels = batch_labels_original(b, i);
-      res.metrics.add(d, labels);
-      res.confusion.add(d, labels);
+      // Boxes as predictions.json gives them back (x + w), labels as the label file holds them: scoring
+      // the file with score_predictions_file() gives these metrics bit for bit.
+      const auto scored = as_saved_boxes(d);
+      auto labels = b.sample_index.size() == b.paths.size()
+                        ? sample_labels_original(loader.samples()[size_t(b.sample_index[size_t(i)])])
+                        : batch_labels_original(b, i);
+      res.metrics.add(scored, labels);
+      res.confusion.add(scored, labels);
       if (opt.save_json) {
         std::string stem = fs::path(b.paths[size_t(i)]).stem().string();
         auto acc = d.accessor<float, 2>();
@@ -160,16 +188,14 @@ PredictionFileResult score_predictions_file(const fs::path& file, const std::vec
     const auto& s = samples[i];
     auto& v = per_image[i];
     auto dets = torch::from_blob(v.data(), {int64_t(v.size() / 6), 6}, torch::kFloat32).clone();
-    // Highest scores first, at most 300 per image (as our own validation keeps).
+    // Highest scores first (ties in the file's order, which is NMS's), at most 300 per image (as our
+    // own validation keeps).
     if (dets.size(0) > 0) {
-      auto order = dets.select(1, 4).argsort(0, true);
+      auto order =
+          std::get<1>(torch::sort(dets.select(1, 4), /*stable=*/true, /*dim=*/0, /*descending=*/true));
       dets = dets.index_select(0, order).narrow(0, 0, std::min<int64_t>(300, dets.size(0)));
     }
-    auto labels = torch::empty({int64_t(s.labels.size()), 5}, torch::kFloat32);
-    for (size_t k = 0; k < s.labels.size(); ++k) {
-      auto b = data::to_pixels(s.labels[k], s.width, s.height);
-      labels[int64_t(k)] = torch::tensor({float(b.cls), b.x1, b.y1, b.x2, b.y2});
-    }
+    auto labels = sample_labels_original(s);
     metrics.add(dets, labels);
     cm.add(dets, labels);
   }

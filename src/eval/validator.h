@@ -52,11 +52,22 @@ ValResult validate(const Detector& det, data::DataLoader& loader, int nc, const 
 torch::Tensor scale_to_original(const torch::Tensor& dets, const data::LetterboxInfo& lb, int orig_h,
                                 int orig_w);
 
-// Labels of image i of a batch -> [m, 5] (cls, x1, y1, x2, y2) in original pixels.
+// Labels of image i of a batch -> [m, 5] (cls, x1, y1, x2, y2) in original pixels (mapped back from
+// the letterboxed targets: float rounding makes them differ from the label file's in the last bits).
 torch::Tensor batch_labels_original(const data::Batch& b, int64_t i);
 
+// A sample's labels as read from its label file -> [m, 5] (cls, x1, y1, x2, y2) in original pixels.
+// validate() and score_predictions_file() both score against these, so scoring a predictions.json
+// that validate() wrote reproduces its metrics exactly.
+torch::Tensor sample_labels_original(const data::Sample& s);
+
+// Detections [n, 6] (x1, y1, x2, y2, ...) -> the boxes a predictions file written from them gives back
+// (it stores x1, y1, w = x2 - x1, h = y2 - y1 as floats; the reader takes x1 + w, y1 + h).
+torch::Tensor as_saved_boxes(const torch::Tensor& dets);
+
 // Scores a predictions JSON file ([{"image_id", "category_id", "bbox" [x, y, w, h], "score"}]) against
-// the labels of `samples`. Unknown image ids and malformed entries are counted and reported.
+// the labels of `samples`. Unknown image ids and malformed entries are counted and reported. Per
+// image, entries are ranked by score (ties keep the file's order) and the best 300 are kept.
 struct PredictionFileResult {
   int64_t entries = 0, used = 0, unknown_images = 0, malformed = 0;
 };

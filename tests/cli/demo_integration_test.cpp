@@ -4,10 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
 #include "core/fs.h"
+#include "deploy/ort_session.h"
 #include "fixtures.h"
 #include "test_util.h"
 
@@ -41,6 +43,28 @@ TEST(Demo, QuickRunsEveryStep) {
     EXPECT_GT(r.value("file_mb", 0.0), 0) << r.dump();
   }
   EXPECT_EQ(kinds, (std::vector<std::string>{"fp32", "ptq", "qat", "int8"}));
+
+  // The exports validated in ONNX Runtime beside ours at the same square input, and ONNX Runtime's
+  // predictions.json scored again (the same metrics exactly); skipped only without ONNX Runtime.
+  std::string why;
+  if (deploy::find_ort_dir("", why).empty()) {
+    std::cout << "ONNX Runtime validation not checked: " << why << "\n";
+  } else {
+    for (const std::string format : {"onnx", "onnx-qdq"}) {
+      const fs::path r = dir / "reports";
+      const auto ours = read_json(r / ("demo-ortval-" + format + "-ours/metrics.json"));
+      const auto ort = read_json(r / ("demo-ortval-" + format + "/metrics.json"));
+      const auto scored = read_json(r / ("demo-ortval-" + format + "-scored/metrics.json"));
+      EXPECT_TRUE(fs::is_regular_file(r / ("demo-ortval-" + format + "/predictions.json"))) << format;
+      EXPECT_EQ(ort["source"]["runtime"], "onnxruntime") << format;
+      EXPECT_EQ(ort["source"]["kind"], format);
+      EXPECT_EQ(ours["source"]["rect"], false) << format;
+      EXPECT_EQ(scored["mAP50-95"], ort["mAP50-95"]) << format;
+      EXPECT_EQ(scored["mAP50"], ort["mAP50"]) << format;
+      std::cout << format << ": mAP50-95 ours " << ours["mAP50-95"] << ", ONNX Runtime " << ort["mAP50-95"]
+                << "\n";
+    }
+  }
 
   const std::string html = read_text(dir / "reports/demo-report/report.html");
   EXPECT_GT(html.size(), 10000u);

@@ -13,6 +13,7 @@
 #include "core/process.h"
 #include "data/dataset.h"
 #include "deploy/benchmark.h"
+#include "deploy/ort_session.h"
 #include "fixtures.h"
 #include "model/checkpoint.h"
 #include "test_util.h"
@@ -287,7 +288,7 @@ TEST_F(BenchmarkCli, InProcessAndOnnxRuntime) {
   ASSERT_FALSE(onnx.empty());
 
   std::string why;
-  const fs::path ort_dir = cli::find_ort_dir("", why);
+  const fs::path ort_dir = deploy::find_ort_dir("", why);
   auto args = common("ort");
   args.insert(args.end(), {"weights=" + fp32_.string(), "onnx=" + onnx.string(), "batch=1", "threads=1",
                            "isolate=false"});
