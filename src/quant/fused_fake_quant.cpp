@@ -8,77 +8,20 @@
 #include <cmath>
 
 #include "core/error.h"
-
-// The loops below are written so that compilers vectorize them; on x86 with GCC or clang they are also
-// compiled for AVX2 and AVX-512 and the best one is chosen when the program starts (ifunc).
-#if defined(__x86_64__) && defined(__has_attribute)
-#if __has_attribute(target_clones) && !defined(__SANITIZE_ADDRESS__)
-#define YQ_CPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-#endif
-#ifndef YQ_CPU_CLONES
-#define YQ_CPU_CLONES
-#endif
+#include "quant/fused_fake_quant_kernels.h"
 
 namespace yq::quant {
 
 namespace {
 
-constexpr float kTwo23 = 8388608.0f;              // 2^23: floats at or above it are integers
-constexpr float kTwo63 = 9223372036854775808.0f;  // 2^63: the int64 range ends here
-std::atomic<bool> g_enabled{true};
-constexpr int64_t kGrain = 32768;                 // elements per parallel chunk
+std::atomic<bool> g_enabled{true};  // set_fused_fake_quant
+constexpr int64_t kGrain = 32768;   // elements per parallel chunk
 
-struct Params {
-  float scale, inv_scale, zero_point, quant_min, quant_max;
-};
-
-// Round half to even (std::nearbyint in the default rounding mode) without a library call: adding
-// 2^23 to |v| < 2^23 leaves no fraction bits, so the float addition itself rounds.
-inline float round_half_even(float v) {
-  const float a = std::fabs(v);
-  return a < kTwo23 ? std::copysign((a + kTwo23) - kTwo23, v) : v;
-}
-
-// q as LibTorch's kernel sees it after static_cast<int64_t>, kept in float: integer-valued floats
-// convert exactly; NaN and values outside int64 become INT64_MIN (x86's cvttss2si).
-inline float quantized_value(float x, const Params& p) {
-  const float q = p.zero_point + round_half_even(x * p.inv_scale);
-  return (q >= -kTwo63 && q < kTwo63) ? q : -kTwo63;
-}
-
-// q is never NaN here, so plain comparisons do what LibTorch's fmin / fmax do.
-inline float clamp(float q, const Params& p) {
-  return q < p.quant_min ? p.quant_min : (q > p.quant_max ? p.quant_max : q);
-}
-
-YQ_CPU_CLONES
-void forward_kernel(const float* __restrict x, float* __restrict y, int64_t n, Params p) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float q = quantized_value(x[i], p);
-    y[i] = (clamp(q, p) - p.zero_point) * p.scale;
-  }
-}
-
-YQ_CPU_CLONES
-void forward_mask_kernel(const float* __restrict x, float* __restrict y, bool* __restrict mask, int64_t n,
-                         Params p) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float q = quantized_value(x[i], p);
-    y[i] = (clamp(q, p) - p.zero_point) * p.scale;
-    mask[i] = (q >= p.quant_min) & (q <= p.quant_max);
-  }
-}
-
-YQ_CPU_CLONES
-void backward_kernel(const float* __restrict grad, const bool* __restrict mask, float* __restrict out,
-                     int64_t n) {
-  for (int64_t i = 0; i < n; ++i) out[i] = grad[i] * static_cast<float>(mask[i]);
-}
+using kernels::FakeQuantParams;
 
 bool fast_path(const at::Tensor& x) {
-  return g_enabled.load(std::memory_order_relaxed) && x.defined() && x.device().is_cpu() && x.scalar_type() == at::kFloat && x.layout() == at::kStrided &&
-         x.is_non_overlapping_and_dense();
+  return g_enabled.load(std::memory_order_relaxed) && x.defined() && x.device().is_cpu() &&
+         x.scalar_type() == at::kFloat && x.layout() == at::kStrided && x.is_non_overlapping_and_dense();
 }
 
 // Two dense tensors whose elements correspond one to one in memory order.
@@ -86,12 +29,12 @@ bool same_layout(const at::Tensor& a, const at::Tensor& b) {
   return a.sizes() == b.sizes() && a.strides() == b.strides();
 }
 
-Params make_params(float scale, int64_t zero_point, int64_t quant_min, int64_t quant_max) {
+FakeQuantParams make_params(float scale, int64_t zero_point, int64_t quant_min, int64_t quant_max) {
   YQ_CHECK(scale > 0.0f && std::isfinite(scale), "fake quantize: scale must be positive and finite, got {}",
            scale);
   YQ_CHECK(quant_min <= zero_point && zero_point <= quant_max,
            "fake quantize: zero point {} is outside [{}, {}]", zero_point, quant_min, quant_max);
-  return Params{scale, 1.0f / scale, float(zero_point), float(quant_min), float(quant_max)};
+  return FakeQuantParams{scale, 1.0f / scale, float(zero_point), float(quant_min), float(quant_max)};
 }
 
 class FakeQuantizePerTensorFunction : public torch::autograd::Function<FakeQuantizePerTensorFunction> {
@@ -114,10 +57,10 @@ class FakeQuantizePerTensorFunction : public torch::autograd::Function<FakeQuant
       if (fast_path(g) && same_layout(g, mask)) {
         gx = at::empty_like(g);
         const float* gp = g.data_ptr<float>();
-        const bool* mp = mask.data_ptr<bool>();
+        const auto* mp = reinterpret_cast<const uint8_t*>(mask.data_ptr<bool>());
         float* op = gx.data_ptr<float>();
         at::parallel_for(0, g.numel(), kGrain, [&](int64_t begin, int64_t end) {
-          backward_kernel(gp + begin, mp + begin, op + begin, end - begin);
+          kernels::fake_quant_backward(gp + begin, mp + begin, op + begin, end - begin);
         });
       } else {
         gx = g * mask;  // LibTorch's own backward
@@ -140,7 +83,7 @@ bool fused_fake_quant_enabled() {
 at::Tensor fake_quantize_per_tensor_forward(const at::Tensor& x, float scale, int64_t zero_point,
                                             int64_t quant_min, int64_t quant_max, at::Tensor* mask) {
   RECORD_FUNCTION("yq::fake_quantize_per_tensor", std::vector<c10::IValue>());
-  const Params p = make_params(scale, zero_point, quant_min, quant_max);
+  const FakeQuantParams p = make_params(scale, zero_point, quant_min, quant_max);
   if (!fast_path(x)) {
     auto [y, m] =
         at::fake_quantize_per_tensor_affine_cachemask(x.detach(), scale, zero_point, quant_min, quant_max);
@@ -154,13 +97,13 @@ at::Tensor fake_quantize_per_tensor_forward(const at::Tensor& x, float scale, in
   float* yp = y.data_ptr<float>();
   if (mask) {
     *mask = at::empty_like(x, x.options().dtype(at::kBool));
-    bool* mp = mask->data_ptr<bool>();
+    auto* mp = reinterpret_cast<uint8_t*>(mask->data_ptr<bool>());
     at::parallel_for(0, x.numel(), kGrain, [&](int64_t begin, int64_t end) {
-      forward_mask_kernel(xp + begin, yp + begin, mp + begin, end - begin, p);
+      kernels::fake_quant_forward_mask(xp + begin, yp + begin, mp + begin, end - begin, p);
     });
   } else {
     at::parallel_for(0, x.numel(), kGrain, [&](int64_t begin, int64_t end) {
-      forward_kernel(xp + begin, yp + begin, end - begin, p);
+      kernels::fake_quant_forward(xp + begin, yp + begin, end - begin, p);
     });
   }
   return y;
