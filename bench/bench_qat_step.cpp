@@ -1,11 +1,14 @@
 // QAT training-step cost: one optimizer step (forward, loss, backward, SGD) of the fp32 model and of
 // the same model prepared for QAT (fake-quantized folded weights and activations, observers on),
-// alternated in one run; prints the medians, the spread and the ratio QAT / fp32 (target <= 1.3).
+// alternated in one run; prints the medians, the spread and the ratio QAT / fp32 (target <= 1.3). The
+// QAT step is also timed with LibTorch's per-tensor fake-quant kernel in place of yoloqat's fused one
+// (quant/fused_fake_quant.h), in the same rounds.
 //
 // usage: bench_qat_step [model=yolov8n] [imgsz=256] [batch=4] [steps=6] [qconfig=quantization.yaml]
-//                       [profile=0]
-// profile=1 also runs one more step of each under LibTorch's (legacy CPU) profiler and prints the ops
-// by self time, fp32 next to QAT: where the extra QAT time goes.
+//                       [profile=0] [threads=all]
+// profile=N (N >= 1) also runs N more steps of each, alternated, under LibTorch's (legacy CPU) profiler
+// and prints the ops by their median self time over the N, fp32 next to QAT: where the extra QAT time
+// goes. On a shared machine one profiled step can be slowed several times over; take N >= 3.
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
@@ -19,6 +22,7 @@
 
 #include "core/log.h"
 #include "model/yolov8.h"
+#include "quant/fused_fake_quant.h"
 #include "quant/prepare.h"
 
 namespace {
@@ -68,9 +72,9 @@ int main(int argc, char** argv) {
   const int64_t batch = argc > 3 ? std::stoi(argv[3]) : 4;
   const int steps = argc > 4 ? std::stoi(argv[4]) : 6;
   const std::string qconfig = argc > 5 ? argv[5] : "quantization.yaml";
-  const bool profile = argc > 6 && std::string(argv[6]) == "1";
+  const int profile = argc > 6 ? std::stoi(argv[6]) : 0;
+  const int threads = argc > 7 ? std::stoi(argv[7]) : int(std::max(1u, std::thread::hardware_concurrency()));
   log::set_level("warn");
-  const int threads = int(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(threads);
   torch::manual_seed(0);
   model::ModelSpec spec = model::parse_model_name(name, 7);
@@ -91,41 +95,78 @@ int main(int argc, char** argv) {
     opt.step();
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   };
+  // QAT runs twice per round: with yoloqat's fused per-tensor fake quant (the default) and with
+  // LibTorch's at::fake_quantize_per_tensor_affine (quant/fused_fake_quant.h), same model.
+  auto step_qat = [&](bool fused) {
+    quant::set_fused_fake_quant(fused);
+    const double ms = step(qat, opt_q);
+    quant::set_fused_fake_quant(true);
+    return ms;
+  };
   step(fp, opt_fp);  // warm-up
-  step(qat, opt_q);
-  std::vector<double> tf, tq;
+  step_qat(true);
+  step_qat(false);
+  std::vector<double> tf, tq, tn, rq, rn;
   for (int i = 0; i < steps; ++i) {
     tf.push_back(step(fp, opt_fp));
-    tq.push_back(step(qat, opt_q));
+    tq.push_back(step_qat(true));
+    tn.push_back(step_qat(false));
+    rq.push_back(tq.back() / tf.back());
+    rn.push_back(tn.back() / tf.back());
   }
   std::printf(
-      "machine: %u hardware threads, LibTorch threads %d; %s (%lld classes), batch %lld at %lldx%lld\n",
+      "machine: %u hardware threads, LibTorch threads %d; %s (%lld classes), batch %lld at %lldx%lld, "
+      "qconfig "
+      "%s\n",
       std::thread::hardware_concurrency(), threads, spec.name.c_str(), (long long)spec.nc, (long long)batch,
-      (long long)imgsz, (long long)imgsz);
-  auto [fmin, fmax] = std::minmax_element(tf.begin(), tf.end());
-  auto [qmin, qmax] = std::minmax_element(tq.begin(), tq.end());
-  std::printf("fp32 step: median %.1f ms (min %.1f, max %.1f) over %d steps\n", median(tf), *fmin, *fmax,
-              steps);
-  std::printf("QAT  step: median %.1f ms (min %.1f, max %.1f), qconfig %s\n", median(tq), *qmin, *qmax,
-              qconfig.c_str());
+      (long long)imgsz, (long long)imgsz, qconfig.c_str());
+  auto row = [&](const char* what, const std::vector<double>& t, const std::vector<double>* ratios) {
+    auto [lo, hi] = std::minmax_element(t.begin(), t.end());
+    std::printf("%-34s median %7.1f ms (min %7.1f, max %7.1f)", what, median(t), *lo, *hi);
+    if (ratios)
+      std::printf("  ratio to fp32: %.2f (of medians), %.2f (median of per-round ratios)",
+                  median(t) / median(tf), median(*ratios));
+    std::printf("\n");
+  };
+  std::printf("%d rounds of fp32, QAT, QAT with LibTorch's fake quant:\n", steps);
+  row("fp32 step", tf, nullptr);
+  row("QAT step", tq, &rq);
+  row("QAT step, LibTorch per-tensor fq", tn, &rn);
   std::printf("ratio QAT / fp32: %.2f\n", median(tq) / median(tf));
-  if (profile) {
-    auto pf = profile_step([&] { step(fp, opt_fp); });
-    auto pq = profile_step([&] { step(qat, opt_q); });
-    std::vector<std::pair<double, std::string>> rows;
-    double sf = 0, sq = 0;
-    for (auto& [k, v] : pq) rows.emplace_back(v, k), sq += v;
-    for (auto& [k, v] : pf) {
-      sf += v;
-      if (!pq.count(k)) rows.emplace_back(0.0, k);
+  if (profile > 0) {
+    // Per op: the median over the profiled steps (an op absent from a step counts 0 there).
+    std::map<std::string, std::vector<double>> rf, rq;
+    std::vector<double> totf, totq;
+    auto record = [](const std::map<std::string, double>& times, int r,
+                     std::map<std::string, std::vector<double>>& rows, std::vector<double>& totals) {
+      double sum = 0;
+      for (const auto& [k, v] : times) {
+        rows[k].resize(r, 0.0);
+        rows[k].push_back(v);
+        sum += v;
+      }
+      for (auto& [k, v] : rows) v.resize(r + 1, 0.0);
+      totals.push_back(sum);
+    };
+    for (int r = 0; r < profile; ++r) {
+      record(profile_step([&] { step(fp, opt_fp); }), r, rf, totf);
+      record(profile_step([&] { step(qat, opt_q); }), r, rq, totq);
     }
+    std::map<std::string, double> pf, pq;
+    for (auto& [k, v] : rf) pf[k] = median(v);
+    for (auto& [k, v] : rq) pq[k] = median(v);
+    std::vector<std::pair<double, std::string>> rows;
+    for (auto& [k, v] : pq) rows.emplace_back(v - (pf.count(k) ? pf[k] : 0.0), k);
+    for (auto& [k, v] : pf)
+      if (!pq.count(k)) rows.emplace_back(-v, k);
     std::sort(rows.rbegin(), rows.rend());
-    std::printf("\nprofiled step, self time by op (ms): total fp32 %.1f, QAT %.1f\n", sf, sq);
+    std::printf("\nprofiled steps (%d of each), median self time by op (ms): total fp32 %.1f, QAT %.1f\n",
+                profile, median(totf), median(totq));
     std::printf("%-48s %10s %10s %10s\n", "op", "fp32", "QAT", "QAT-fp32");
     for (size_t i = 0; i < rows.size() && i < 25; ++i) {
-      const double f = pf.count(rows[i].second) ? pf[rows[i].second] : 0.0;
-      std::printf("%-48s %10.1f %10.1f %10.1f\n", rows[i].second.substr(0, 48).c_str(), f, rows[i].first,
-                  rows[i].first - f);
+      const std::string& k = rows[i].second;
+      const double f = pf.count(k) ? pf[k] : 0.0, q = pq.count(k) ? pq[k] : 0.0;
+      std::printf("%-48s %10.1f %10.1f %10.1f\n", k.substr(0, 48).c_str(), f, q, q - f);
     }
   }
   return 0;

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "quant/fused_fake_quant.h"
 
 namespace yq::quant {
 
@@ -163,7 +164,9 @@ torch::Tensor FakeQuantizeImpl::quantize(const torch::Tensor& x) {
     return at::_fake_quantize_learnable_per_tensor_affine(x, scale_, zero_point_, qmin, qmax, grad_factor);
   }
   if (s.per_channel) return at::fake_quantize_per_channel_affine(x, scale_, zero_point_, s.axis, qmin, qmax);
-  return at::fake_quantize_per_tensor_affine(x, scale_, zero_point_, qmin, qmax);
+  // One pass forward and backward, bit-identical to at::fake_quantize_per_tensor_affine
+  // (quant/fused_fake_quant.h).
+  return fake_quantize_per_tensor(x, scale_.item<float>(), zero_point_.item<int64_t>(), qmin, qmax);
 }
 
 void FakeQuantizeImpl::pretty_print(std::ostream& stream) const {
