@@ -36,7 +36,10 @@ torch::Tensor conv_bn_act_forward(model::ConvBnActImpl& m, const torch::Tensor& 
   torch::Tensor y;
   if (m.mode == model::ConvMode::kFused) {
     FusedConv f = fold_conv_bn(w, {}, bn);
-    return torch::silu(fused_conv2d(x, f.weight, f.bias, s));
+    torch::Tensor y = fused_conv2d(x, f.weight, f.bias, s);
+    // The conv output is fresh: without autograd SiLU can overwrite it (no second activation-sized buffer).
+    const bool in_place = c10::InferenceMode::is_enabled() || !torch::GradMode::is_enabled();
+    return in_place ? torch::silu_(y) : torch::silu(y);
   }
   const bool wq = !m.weight_fq.is_empty() && m.weight_fq->fake_quant_enabled();
   const bool batch_stats = m.is_training() && !m.bn_frozen;
