@@ -190,7 +190,8 @@ void run_demo(const Config& cfg) {
     std::string out;
     for (const auto& r : j["rows"])
       out += fmt::format("{}{} {} {:.1f} ms", out.empty() ? "" : ", ", r.value("runtime", ""),
-                         r.value("kind", ""), r.value("p50_ms", 0.0));
+                         r.value("runtime", "") == "onnxruntime" ? r.value("model", "") : r.value("kind", ""),
+                         r.value("p50_ms", 0.0));
     return "p50 at batch 1: " + out;
   });
   timed("compare", [&] {
@@ -270,8 +271,7 @@ void run_demo(const Config& cfg) {
     if (r.contains("ort_ratio") && r["ort_ratio"].is_number())
       std::cout << fmt::format(
           "ours {} / ONNX Runtime {}: inference p50 ratio {:.2f} (below 1 = ours faster)\n",
-          r.value("kind", ""), fs::path(r.value("ort_model", "")).filename().string(),
-          r["ort_ratio"].get<double>());
+          r.value("kind", ""), r.value("ort_model", ""), r["ort_ratio"].get<double>());
   if (!ort_vals.empty())
     std::cout << fmt::format("\n{:<10}{:>12}{:>14}{:>10}{:>16}   (test split, mAP50-95, square {} input)\n",
                              "export", "ours", "ONNX Runtime", "points", "ORT json scored", imgsz);
