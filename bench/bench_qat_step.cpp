@@ -9,7 +9,6 @@
 // profile=N (N >= 1) also runs N more steps of each, alternated, under LibTorch's (legacy CPU) profiler
 // and prints the ops by their median self time over the N, fp32 next to QAT: where the extra QAT time
 // goes. On a shared machine one profiled step can be slowed several times over; take N >= 3.
-#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -22,6 +21,7 @@
 
 #include "core/log.h"
 #include "model/yolov8.h"
+#include "op_profile.h"
 #include "quant/fused_fake_quant.h"
 #include "quant/prepare.h"
 
@@ -32,35 +32,12 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-// Self time (ms) per op name of the events recorded in all threads.
-std::map<std::string, double> self_times(const torch::autograd::profiler::thread_event_lists& lists) {
-  using torch::autograd::profiler::EventKind;
-  using torch::autograd::profiler::LegacyEvent;
-  std::map<std::string, double> self;
-  for (const auto& events : lists) {
-    std::vector<std::pair<const LegacyEvent*, double>> stack;  // push event, time of its children
-    for (const auto& e : events) {
-      if (e.kind() == EventKind::PushRange) {
-        stack.emplace_back(&e, 0.0);
-      } else if (e.kind() == EventKind::PopRange && !stack.empty()) {
-        auto [push, children] = stack.back();
-        stack.pop_back();
-        const double incl = push->cpuElapsedUs(e) / 1000.0;
-        self[push->name()] += incl - children;
-        if (!stack.empty()) stack.back().second += incl;
-      }
-    }
-  }
-  return self;
-}
-
+// Self time (ms) per op name of one profiled call of f.
 template <class F>
 std::map<std::string, double> profile_step(F&& f) {
-  namespace prof = torch::autograd::profiler;
-  prof::enableProfilerLegacy(
-      torch::profiler::impl::ProfilerConfig(torch::profiler::impl::ProfilerState::CPU));
-  f();
-  return self_times(prof::disableProfilerLegacy());
+  std::map<std::string, double> ms;
+  for (const auto& [name, t] : yq::bench::profile_ops(std::forward<F>(f))) ms[name] = t.ms;
+  return ms;
 }
 
 }  // namespace
