@@ -18,7 +18,7 @@ namespace yq::data {
 
 namespace {
 
-constexpr int kCacheVersion = 1;
+constexpr int kCacheVersion = 2;  // 2: polygon lines read as boxes
 // A box corner up to this far outside [0, 1] is clipped; further out the line is rejected.
 constexpr float kClipTolerance = 0.02f;
 
@@ -153,13 +153,19 @@ std::vector<Label> parse_labels(const std::string& text, const std::string& file
     std::vector<std::string> f;
     for (std::string t; fields >> t;) f.push_back(t);
     if (f.empty()) continue;  // blank line
-    if (f.size() != 5) {
-      bad("field count", fmt::format("expected 5 fields 'class cx cy w h', found {}", f.size()));
+    // 'class cx cy w h', or a segmentation polygon 'class x1 y1 x2 y2 x3 y3 ...' (three points or more,
+    // as YOLO segment data sets and Roboflow exports hold): a detector trains on its bounding box.
+    const bool polygon = f.size() >= 7 && f.size() % 2 == 1;
+    if (f.size() != 5 && !polygon) {
+      bad("field count",
+          fmt::format(
+              "expected 5 fields 'class cx cy w h' (or a polygon 'class x1 y1 x2 y2 x3 y3 ...'), found {}",
+              f.size()));
       continue;
     }
-    double v[5];
+    std::vector<double> v(f.size());
     bool ok = true;
-    for (int i = 0; i < 5 && ok; ++i) {
+    for (size_t i = 0; i < f.size() && ok; ++i) {
       size_t pos = 0;
       try {
         v[i] = std::stod(f[i], &pos);
@@ -172,6 +178,15 @@ std::vector<Label> parse_labels(const std::string& text, const std::string& file
       }
     }
     if (!ok) continue;
+    if (polygon) {
+      double px1 = v[1], py1 = v[2], px2 = v[1], py2 = v[2];
+      for (size_t i = 1; i + 1 < v.size(); i += 2) {
+        px1 = std::min(px1, v[i]), px2 = std::max(px2, v[i]);
+        py1 = std::min(py1, v[i + 1]), py2 = std::max(py2, v[i + 1]);
+      }
+      v = {v[0], (px1 + px2) / 2, (py1 + py2) / 2, px2 - px1, py2 - py1};
+      ++sum.polygons;
+    }
     if (v[0] != std::floor(v[0]) || v[0] < 0 || v[0] >= nc) {
       bad("class out of range", fmt::format("class {} is not an integer in [0, {})", f[0], nc));
       continue;
@@ -221,6 +236,12 @@ fs::path resolve_entry(const DatasetInfo& info, const std::string& entry) {
   if (fs::exists(a)) return a.lexically_normal();
   fs::path b = info.yaml.parent_path() / p;
   if (fs::exists(b)) return b.lexically_normal();
+  // Roboflow's data.yaml says 'train: ../train/images' for train/images beside the yaml (the reference
+  // falls back the same way).
+  if (entry.rfind("../", 0) == 0) {
+    fs::path c = info.root / entry.substr(3);
+    if (fs::exists(c)) return c.lexically_normal();
+  }
   return a.lexically_normal();
 }
 
@@ -326,9 +347,9 @@ nlohmann::json to_json(const SplitIndex& idx, uint64_t hash) {
     samples.push_back({{"image", s.image}, {"w", s.width}, {"h", s.height}, {"labels", labels}});
   }
   const auto& m = idx.summary;
-  j["summary"] = {{"images", m.images},         {"backgrounds", m.backgrounds},    {"boxes", m.boxes},
-                  {"bad_images", m.bad_images}, {"bad_lines", m.bad_lines},        {"clipped", m.clipped},
-                  {"duplicates", m.duplicates}, {"orphan_labels", m.orphan_labels}};
+  j["summary"] = {{"images", m.images},         {"backgrounds", m.backgrounds},     {"boxes", m.boxes},
+                  {"bad_images", m.bad_images}, {"bad_lines", m.bad_lines},         {"clipped", m.clipped},
+                  {"duplicates", m.duplicates}, {"orphan_labels", m.orphan_labels}, {"polygons", m.polygons}};
   auto& probs = j["problems"] = nlohmann::json::array();
   for (const auto& p : m.problems) probs.push_back({p.file, p.line, p.kind, p.message});
   return j;
@@ -348,6 +369,7 @@ bool from_json(const nlohmann::json& j, uint64_t hash, SplitIndex& idx) {
   s.images = m.at("images"), s.backgrounds = m.at("backgrounds"), s.boxes = m.at("boxes");
   s.bad_images = m.at("bad_images"), s.bad_lines = m.at("bad_lines"), s.clipped = m.at("clipped");
   s.duplicates = m.at("duplicates"), s.orphan_labels = m.at("orphan_labels");
+  s.polygons = m.value("polygons", 0);
   for (const auto& p : j.at("problems"))
     s.problems.push_back(
         {p[0].get<std::string>(), p[1].get<int>(), p[2].get<std::string>(), p[3].get<std::string>()});
@@ -441,6 +463,7 @@ SplitIndex scan_split(const DatasetInfo& info, const std::string& split, const S
     s.bad_lines += r.sum.bad_lines;
     s.clipped += r.sum.clipped;
     s.duplicates += r.sum.duplicates;
+    s.polygons += r.sum.polygons;
     s.problems.insert(s.problems.end(), r.sum.problems.begin(), r.sum.problems.end());
     if (!r.ok) continue;
     ++s.images;
@@ -468,9 +491,11 @@ void log_summary(const SplitIndex& idx, size_t max_problems) {
   const auto& s = idx.summary;
   log::info(
       "{}: {} images ({} backgrounds), {} boxes; skipped {} bad images, {} bad label lines; {} clipped, "
-      "{} duplicates removed, {} labels without image{}",
+      "{} duplicates removed, {} labels without image{}{}",
       idx.split, s.images, s.backgrounds, s.boxes, s.bad_images, s.bad_lines, s.clipped, s.duplicates,
-      s.orphan_labels, idx.from_cache ? " (from cache)" : "");
+      s.orphan_labels,
+      s.polygons ? fmt::format("; {} polygon labels read as their bounding boxes", s.polygons) : "",
+      idx.from_cache ? " (from cache)" : "");
   size_t shown = 0;
   for (const auto& p : s.problems) {
     std::string where = p.line > 0 ? fmt::format("{}:{}", p.file, p.line) : p.file;

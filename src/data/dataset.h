@@ -55,6 +55,7 @@ struct SplitSummary {
   int bad_lines = 0;      // label lines skipped (format, class, range, zero size)
   int clipped = 0;        // boxes slightly outside [0, 1], clipped and kept
   int duplicates = 0;     // duplicate boxes removed
+  int polygons = 0;       // segmentation polygons read as their bounding boxes
   int orphan_labels = 0;  // label files without an image
   std::vector<Problem> problems;
 };

@@ -66,6 +66,32 @@ TEST(Labels, EachProblemIsReportedWithFileAndLine) {
   EXPECT_NEAR(l[0].cx + l[0].w / 2, 1.0f, 1e-6f);
 }
 
+// Segmentation polygons (YOLO segment format, Roboflow exports) become their bounding boxes; an even
+// field count is neither form.
+TEST(Labels, PolygonLinesBecomeTheirBoundingBoxes) {
+  SplitSummary s;
+  auto l = parse_labels(
+      "1 0.2 0.3 0.6 0.3 0.6 0.7 0.2 0.7\n"  // rectangle 0.2..0.6 x 0.3..0.7
+      "2 0.5 0.1 0.9 0.5 0.1 0.5\n"          // triangle: x 0.1..0.9, y 0.1..0.5
+      "0 0.1 0.1 0.2 0.2 0.3\n"              // 6 fields: bad
+      "3 0.1 0.1 0.2 0.2 0.3 x 0.2 0.4\n",   // not a number
+      "seg.txt", 4, s);
+  ASSERT_EQ(l.size(), 2u);
+  EXPECT_EQ(l[0].cls, 1);
+  EXPECT_FLOAT_EQ(l[0].cx, 0.4f);
+  EXPECT_FLOAT_EQ(l[0].cy, 0.5f);
+  EXPECT_FLOAT_EQ(l[0].w, 0.4f);
+  EXPECT_FLOAT_EQ(l[0].h, 0.4f);
+  EXPECT_FLOAT_EQ(l[1].cx, 0.5f);
+  EXPECT_FLOAT_EQ(l[1].cy, 0.3f);
+  EXPECT_FLOAT_EQ(l[1].w, 0.8f);
+  EXPECT_FLOAT_EQ(l[1].h, 0.4f);
+  EXPECT_EQ(s.polygons, 2);
+  EXPECT_TRUE(has_problem(s, "field count", 3, "seg.txt"));
+  EXPECT_TRUE(has_problem(s, "not a number", 4));
+  EXPECT_EQ(s.bad_lines, 2);
+}
+
 TEST(Labels, PathMapping) {
   EXPECT_EQ(label_path_for("/d/images/train/images/a.jpg"), fs::path("/d/images/train/labels/a.txt"));
   EXPECT_EQ(label_path_for("/d/train/x.PNG"), fs::path("/d/train/x.txt"));
@@ -174,6 +200,26 @@ TEST_F(BadDataset, CacheIsReusedAndInvalidated) {
   SplitIndex d = scan_split(info, "train");
   EXPECT_FALSE(d.from_cache);
   EXPECT_EQ(d.summary.boxes, 2);
+}
+
+// A Roboflow export: data.yaml beside train/ and valid/ but naming them '../train/images', polygon labels.
+TEST(Dataset, RoboflowLayoutAndPolygonLabels) {
+  TempDir t("roboflow");
+  const fs::path r = t / "rf";
+  write_file(r / "data.yaml", "train: ../train/images\nval: ../valid/images\nnc: 2\nnames: ['a', 'b']\n");
+  write_image(r / "train/images/x.jpg", 64, 48);
+  write_file(r / "train/labels/x.txt", "1 0.2 0.3 0.6 0.3 0.6 0.7 0.2 0.7\n0 0.5 0.5 0.2 0.2\n");
+  write_image(r / "valid/images/y.jpg", 64, 48);
+  auto info = load_dataset_yaml(r / "data.yaml");
+  SplitIndex idx = scan_split(info, "train");
+  EXPECT_EQ(idx.summary.images, 1);
+  EXPECT_EQ(idx.summary.boxes, 2);
+  EXPECT_EQ(idx.summary.polygons, 1);
+  EXPECT_EQ(idx.summary.bad_lines, 0);
+  SplitIndex again = scan_split(info, "train");  // from the label cache: the count survives
+  EXPECT_TRUE(again.from_cache);
+  EXPECT_EQ(again.summary.polygons, 1);
+  EXPECT_EQ(scan_split(info, "val").summary.images, 1);
 }
 
 TEST(Dataset, UnknownSplitIsAUsageError) {
