@@ -5,7 +5,7 @@
 // (quant/fused_fake_quant.h), in the same rounds.
 //
 // usage: bench_qat_step [model=yolov8n] [imgsz=256] [batch=4] [steps=6] [qconfig=quantization.yaml]
-//                       [profile=0] [threads=all]
+//                       [profile=0] [threads=all] [observers=on|frozen]
 // profile=N (N >= 1) also runs N more steps of each, alternated, under LibTorch's (legacy CPU) profiler
 // and prints the ops by their median self time over the N, fp32 next to QAT: where the extra QAT time
 // goes. On a shared machine one profiled step can be slowed several times over; take N >= 3.
@@ -51,6 +51,9 @@ int main(int argc, char** argv) {
   const std::string qconfig = argc > 5 ? argv[5] : "quantization.yaml";
   const int profile = argc > 6 ? std::stoi(argv[6]) : 0;
   const int threads = argc > 7 ? std::stoi(argv[7]) : int(std::max(1u, std::thread::hardware_concurrency()));
+  // observers=frozen: the quantizer ranges fixed after one observing step, as QAT runs from
+  // freeze_observer_epoch on (pre_fq -> SiLU -> act_fq then runs as one op, quant/fused_act.h).
+  const bool frozen = argc > 8 && std::string(argv[8]) == "frozen";
   log::set_level("warn");
   at::set_num_threads(threads);
   torch::manual_seed(0);
@@ -82,6 +85,7 @@ int main(int argc, char** argv) {
   };
   step(fp, opt_fp);  // warm-up
   step_qat(true);
+  if (frozen) quant::freeze_quantizers(*qat);
   step_qat(false);
   std::vector<double> tf, tq, tn, rq, rn;
   for (int i = 0; i < steps; ++i) {
@@ -93,10 +97,9 @@ int main(int argc, char** argv) {
   }
   std::printf(
       "machine: %u hardware threads, LibTorch threads %d; %s (%lld classes), batch %lld at %lldx%lld, "
-      "qconfig "
-      "%s\n",
+      "qconfig %s, observers %s\n",
       std::thread::hardware_concurrency(), threads, spec.name.c_str(), (long long)spec.nc, (long long)batch,
-      (long long)imgsz, (long long)imgsz, qconfig.c_str());
+      (long long)imgsz, (long long)imgsz, qconfig.c_str(), frozen ? "frozen" : "on");
   auto row = [&](const char* what, const std::vector<double>& t, const std::vector<double>* ratios) {
     auto [lo, hi] = std::minmax_element(t.begin(), t.end());
     std::printf("%-34s median %7.1f ms (min %7.1f, max %7.1f)", what, median(t), *lo, *hi);

@@ -70,4 +70,23 @@ void fake_quant_backward(const float* __restrict grad, const uint8_t* __restrict
   for (int64_t i = 0; i < n; ++i) out[i] = grad[i] * static_cast<float>(mask[i]);
 }
 
+YQ_CPU_CLONES
+void pre_act_forward(const float* __restrict x, float* __restrict y, uint16_t* __restrict idx, int64_t n,
+                     const FakeQuantParams& pre_in, const float* __restrict table) {
+  const FakeQuantParams p = pre_in;
+  const float lo = p.quant_min - 1, hi = p.quant_max + 1;
+  for (int64_t i = 0; i < n; ++i) {
+    const float q = std::min(std::max(quantized_value(x[i], p), lo), hi);
+    const int k = static_cast<int>(q - lo);
+    idx[i] = static_cast<uint16_t>(k);
+    y[i] = table[k];
+  }
+}
+
+YQ_CPU_CLONES
+void pre_act_backward(const float* __restrict grad, const uint16_t* __restrict idx, const float* __restrict s,
+                      const float* __restrict t, float* __restrict out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = (grad[i] * s[idx[i]]) * t[idx[i]];
+}
+
 }  // namespace yq::quant::kernels

@@ -20,4 +20,14 @@ void fake_quant_forward_mask(const float* x, float* y, uint8_t* mask, int64_t n,
 // out[i] = grad[i] * float(mask[i]) (LibTorch's straight-through backward, signed zeros included).
 void fake_quant_backward(const float* grad, const uint8_t* mask, float* out, int64_t n);
 
+// act_fq(silu(pre_fq(x))) by table (quant/fused_act.h): idx[i] = clamp(q_pre(x[i]), quant_min - 1,
+// quant_max + 1) - (quant_min - 1), so 0 and levels + 1 mark inputs the pre quantizer clamps;
+// y[i] = table[idx[i]].
+void pre_act_forward(const float* x, float* y, uint16_t* idx, int64_t n, const FakeQuantParams& pre,
+                     const float* table);
+// out[i] = (grad[i] * s[idx[i]]) * t[idx[i]]: SiLU's backward (dy * sigmoid * (1 + v (1 - sigmoid))) at the
+// code's value, with s = 0 where either quantizer's straight-through mask is 0.
+void pre_act_backward(const float* grad, const uint16_t* idx, const float* s, const float* t, float* out,
+                      int64_t n);
+
 }  // namespace yq::quant::kernels

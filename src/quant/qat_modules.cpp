@@ -1,5 +1,7 @@
 #include "quant/qat_modules.h"
 
+#include "quant/fused_act.h"
+#include "quant/fused_fake_quant.h"
 #include "quant/fusion.h"
 
 namespace yq::quant {
@@ -25,6 +27,18 @@ torch::Tensor fused_conv2d(const torch::Tensor& x, const torch::Tensor& w, const
     return at::mkldnn_convolution(x, w, b, {pad, pad}, {stride, stride}, {1, 1}, 1);
   }
   return conv2d(x, w, b, stride);
+}
+
+// A quantizer whose ranges no longer move and that fake-quantizes per tensor with plain numbers: the kind
+// fake_quant_silu_fake_quant can take over.
+bool fixed_per_tensor(FakeQuantizeImpl& q) {
+  return q.fake_quant_enabled() && !q.observer_enabled() && !q.learnable() && !q.scheme().per_channel &&
+         !q.has_tap();
+}
+
+ActGrid grid_of(FakeQuantizeImpl& q) {
+  const QParams qp = q.qparams();
+  return {qp.scale.item<float>(), qp.zero_point.item<int64_t>(), q.quant_min(), q.quant_max()};
 }
 
 }  // namespace
@@ -65,6 +79,10 @@ torch::Tensor conv_bn_act_forward(model::ConvBnActImpl& m, const torch::Tensor& 
     FusedConv f = fold_conv_bn(w, {}, bn);
     y = conv2d(x, m.weight_fq->forward(f.weight), f.bias, s);
   }
+  // Both quantizers fixed (after freeze_observer_epoch, or a frozen PTQ model): one op, tables by code.
+  if (!m.pre_fq.is_empty() && !m.act_fq.is_empty() && fused_fake_quant_enabled() &&
+      fixed_per_tensor(*m.pre_fq) && fixed_per_tensor(*m.act_fq))
+    return fake_quant_silu_fake_quant(y, grid_of(*m.pre_fq), grid_of(*m.act_fq));
   if (!m.pre_fq.is_empty()) y = m.pre_fq->forward(y);
   y = torch::silu(y);
   return m.act_fq.is_empty() ? y : m.act_fq->forward(y);
