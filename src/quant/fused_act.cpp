@@ -4,6 +4,9 @@
 #include <ATen/record_function.h>
 #include <torch/torch.h>
 
+#include <limits>
+#include <vector>
+
 #include "core/error.h"
 #include "quant/fused_fake_quant.h"
 #include "quant/fused_fake_quant_kernels.h"
@@ -39,6 +42,14 @@ Tables make_tables(const ActGrid& pre, const ActGrid& act) {
           t.narrow(0, 0, levels + 2).contiguous()};
 }
 
+// SiLU of the pre quantizer's value at every index, computed as make_tables does.
+at::Tensor silu_values(const ActGrid& pre) {
+  at::Tensor code = (at::arange(kPad, at::kLong) + (pre.quant_min - 1)).clamp(pre.quant_min, pre.quant_max);
+  at::Tensor v = at::fake_quantize_per_tensor_affine((code - pre.zero_point).to(at::kFloat) * pre.scale,
+                                                     pre.scale, pre.zero_point, pre.quant_min, pre.quant_max);
+  return at::silu(v);
+}
+
 kernels::FakeQuantParams params(const ActGrid& g) {
   YQ_CHECK(g.scale > 0.0f && std::isfinite(g.scale), "fused activation: scale must be positive, got {}",
            g.scale);
@@ -58,6 +69,43 @@ at::Tensor forward_impl(const at::Tensor& x, const ActGrid& pre, const Tables& t
     kernels::pre_act_forward(xp + b, yp + b, ip + b, e - b, p, table);
   });
   if (idx_out) *idx_out = idx;
+  return y;
+}
+
+// The index pass with the set of indices met, then act = act_for_range(range of SiLU over them), then
+// the table pass.
+at::Tensor forward_observing(const at::Tensor& x, const ActGrid& pre,
+                             const std::function<ActGrid(float, float)>& act_for_range, at::Tensor* idx_out,
+                             Tables* tab_out) {
+  RECORD_FUNCTION("yq::fake_quant_silu_fake_quant", std::vector<c10::IValue>());
+  const kernels::FakeQuantParams p = params(pre);
+  const int64_t levels = pre.quant_max - pre.quant_min + 1;
+  at::Tensor idx = at::empty_like(x, x.options().dtype(at::kShort));
+  const float* xp = x.data_ptr<float>();
+  auto* ip = reinterpret_cast<uint16_t*>(idx.data_ptr<int16_t>());
+  const int threads = at::get_num_threads();
+  std::vector<uint8_t> seen(size_t(threads) * size_t(levels + 2), 0);
+  at::parallel_for(0, x.numel(), kGrain, [&](int64_t b, int64_t e) {
+    kernels::pre_index(xp + b, ip + b, e - b, p,
+                       seen.data() + size_t(at::get_thread_num()) * size_t(levels + 2));
+  });
+  const at::Tensor sv = silu_values(pre);
+  const float* svp = sv.data_ptr<float>();
+  float mn = std::numeric_limits<float>::infinity(), mx = -mn;
+  for (int64_t k = 0; k < levels + 2; ++k) {
+    bool met = false;
+    for (int t = 0; t < threads; ++t) met = met || seen[size_t(t) * size_t(levels + 2) + size_t(k)];
+    if (met) mn = std::min(mn, svp[k]), mx = std::max(mx, svp[k]);
+  }
+  const ActGrid act = act_for_range(mn, mx);
+  Tables tab = make_tables(pre, act);
+  at::Tensor y = at::empty_like(x);
+  float* yp = y.data_ptr<float>();
+  const float* table = tab.out.data_ptr<float>();
+  at::parallel_for(0, x.numel(), kGrain,
+                   [&](int64_t b, int64_t e) { kernels::gather(ip + b, table, yp + b, e - b); });
+  if (idx_out) *idx_out = idx;
+  if (tab_out) *tab_out = std::move(tab);
   return y;
 }
 
@@ -101,7 +149,42 @@ class PreSiluAct : public torch::autograd::Function<PreSiluAct> {
   }
 };
 
+// The observing variant (the act grid comes from the callback between the two passes).
+class PreSiluActObserving : public torch::autograd::Function<PreSiluActObserving> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, ActGrid pre,
+                            const std::function<ActGrid(float, float)>* act_for_range) {
+    at::Tensor idx;
+    Tables tab;
+    at::Tensor y = forward_observing(x, pre, *act_for_range, &idx, &tab);
+    ctx->save_for_backward({idx, tab.s, tab.t});
+    return y;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto g = PreSiluAct::backward(ctx, grads);
+    return {g[0], at::Tensor(), at::Tensor()};
+  }
+};
+
 }  // namespace
+
+at::Tensor fake_quant_silu_fake_quant(const at::Tensor& x, const ActGrid& pre,
+                                      const std::function<ActGrid(float, float)>& act_for_range) {
+  const bool dense = x.device().is_cpu() && x.scalar_type() == at::kFloat && x.layout() == at::kStrided &&
+                     x.is_non_overlapping_and_dense();
+  if (!dense) {  // the three ops, the act range observed on SiLU's output
+    at::Tensor y =
+        at::fake_quantize_per_tensor_affine(x, pre.scale, pre.zero_point, pre.quant_min, pre.quant_max);
+    y = at::silu(y);
+    at::Tensor d = y.detach();
+    const ActGrid act = act_for_range(d.min().item<float>(), d.max().item<float>());
+    return at::fake_quantize_per_tensor_affine(y, act.scale, act.zero_point, act.quant_min, act.quant_max);
+  }
+  if (!(torch::GradMode::is_enabled() && x.requires_grad()))
+    return forward_observing(x, pre, act_for_range, nullptr, nullptr);
+  return PreSiluActObserving::apply(x, pre, &act_for_range);
+}
 
 at::Tensor fake_quant_silu_fake_quant(const at::Tensor& x, const ActGrid& pre, const ActGrid& act) {
   const bool dense = x.device().is_cpu() && x.scalar_type() == at::kFloat && x.layout() == at::kStrided &&

@@ -18,6 +18,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 
 namespace yq::quant {
 
@@ -28,5 +29,12 @@ struct ActGrid {
 
 // x: dense float32 CPU (any memory format) -> same shape and strides; gradient to x.
 at::Tensor fake_quant_silu_fake_quant(const at::Tensor& x, const ActGrid& pre, const ActGrid& act);
+
+// The same while the act quantizer still observes with a min / max observer: its batch range is
+// silu(v) over the pre-quantizer values v that occur in x (the chain's SiLU output takes exactly those
+// values), so `act_for_range(min, max)` is called with it (it observes the range and returns the act
+// grid to use) between the index pass and the table pass.
+at::Tensor fake_quant_silu_fake_quant(const at::Tensor& x, const ActGrid& pre,
+                                      const std::function<ActGrid(float, float)>& act_for_range);
 
 }  // namespace yq::quant

@@ -84,6 +84,22 @@ void pre_act_forward(const float* __restrict x, float* __restrict y, uint16_t* _
 }
 
 YQ_CPU_CLONES
+void pre_index(const float* __restrict x, uint16_t* __restrict idx, int64_t n, const FakeQuantParams& pre_in,
+               uint8_t* __restrict seen) {
+  const FakeQuantParams p = pre_in;
+  const float lo = p.quant_min - 1, hi = p.quant_max + 1;
+  for (int64_t i = 0; i < n; ++i)
+    idx[i] =
+        static_cast<uint16_t>(static_cast<int>(std::min(std::max(quantized_value(x[i], p), lo), hi) - lo));
+  for (int64_t i = 0; i < n; ++i) seen[idx[i]] = 1;
+}
+
+YQ_CPU_CLONES
+void gather(const uint16_t* __restrict idx, const float* __restrict table, float* __restrict y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = table[idx[i]];
+}
+
+YQ_CPU_CLONES
 void pre_act_backward(const float* __restrict grad, const uint16_t* __restrict idx, const float* __restrict s,
                       const float* __restrict t, float* __restrict out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = (grad[i] * s[idx[i]]) * t[idx[i]];

@@ -25,6 +25,10 @@ void fake_quant_backward(const float* grad, const uint8_t* mask, float* out, int
 // y[i] = table[idx[i]].
 void pre_act_forward(const float* x, float* y, uint16_t* idx, int64_t n, const FakeQuantParams& pre,
                      const float* table);
+// The index alone (the pre quantizer's code, as in pre_act_forward), and seen[k] = 1 for every index met.
+void pre_index(const float* x, uint16_t* idx, int64_t n, const FakeQuantParams& pre, uint8_t* seen);
+// y[i] = table[idx[i]].
+void gather(const uint16_t* idx, const float* table, float* y, int64_t n);
 // out[i] = (grad[i] * s[idx[i]]) * t[idx[i]]: SiLU's backward (dy * sigmoid * (1 + v (1 - sigmoid))) at the
 // code's value, with s = 0 where either quantizer's straight-through mask is 0.
 void pre_act_backward(const float* grad, const uint16_t* idx, const float* s, const float* t, float* out,

@@ -29,11 +29,16 @@ torch::Tensor fused_conv2d(const torch::Tensor& x, const torch::Tensor& w, const
   return conv2d(x, w, b, stride);
 }
 
-// A quantizer whose ranges no longer move and that fake-quantizes per tensor with plain numbers: the kind
+// A quantizer that fake-quantizes per tensor with plain numbers (not learned, no analysis tap): the kind
 // fake_quant_silu_fake_quant can take over.
-bool fixed_per_tensor(FakeQuantizeImpl& q) {
-  return q.fake_quant_enabled() && !q.observer_enabled() && !q.learnable() && !q.scheme().per_channel &&
-         !q.has_tap();
+bool plain_per_tensor(FakeQuantizeImpl& q) {
+  return q.fake_quant_enabled() && !q.learnable() && !q.scheme().per_channel && !q.has_tap();
+}
+
+// Observers whose state depends only on each batch's min and max.
+bool range_observer(FakeQuantizeImpl& q) {
+  const std::string k = q.observer().kind();
+  return k == "minmax" || k == "moving_average_minmax";
 }
 
 ActGrid grid_of(FakeQuantizeImpl& q) {
@@ -79,10 +84,24 @@ torch::Tensor conv_bn_act_forward(model::ConvBnActImpl& m, const torch::Tensor& 
     FusedConv f = fold_conv_bn(w, {}, bn);
     y = conv2d(x, m.weight_fq->forward(f.weight), f.bias, s);
   }
-  // Both quantizers fixed (after freeze_observer_epoch, or a frozen PTQ model): one op, tables by code.
-  if (!m.pre_fq.is_empty() && !m.act_fq.is_empty() && fused_fake_quant_enabled() &&
-      fixed_per_tensor(*m.pre_fq) && fixed_per_tensor(*m.act_fq))
-    return fake_quant_silu_fake_quant(y, grid_of(*m.pre_fq), grid_of(*m.act_fq));
+  // pre_fq -> SiLU -> act_fq as one op (tables by pre code), also while the observers still observe,
+  // when the act observer is a min / max one (quant/fused_act.h).
+  if (!m.pre_fq.is_empty() && !m.act_fq.is_empty() && fused_fake_quant_enabled() && y.numel() > 0 &&
+      plain_per_tensor(*m.pre_fq) && plain_per_tensor(*m.act_fq)) {
+    FakeQuantizeImpl &pre = *m.pre_fq, &act = *m.act_fq;
+    if (!act.observer_enabled() || range_observer(act)) {
+      if (pre.observer_enabled()) {  // what pre.forward(y) does before quantizing
+        pre.observer().observe(y);
+        pre.update_qparams();
+      }
+      if (!act.observer_enabled()) return fake_quant_silu_fake_quant(y, grid_of(pre), grid_of(act));
+      return fake_quant_silu_fake_quant(y, grid_of(pre), [&act](float lo, float hi) {
+        act.observer().observe(torch::tensor({lo, hi}));
+        act.update_qparams();
+        return grid_of(act);
+      });
+    }
+  }
   if (!m.pre_fq.is_empty()) y = m.pre_fq->forward(y);
   y = torch::silu(y);
   return m.act_fq.is_empty() ? y : m.act_fq->forward(y);

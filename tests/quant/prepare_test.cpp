@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "model/checkpoint.h"
+#include "quant/fused_fake_quant.h"
 #include "quant/qat_modules.h"
 #include "quant_test_util.h"
 
@@ -183,6 +184,59 @@ TEST(Prepare, TrainingFoldingMatchesEvalFoldingWithFrozenBn) {
   q->train();
   auto t = flat(q->forward_raw(x));
   EXPECT_TRUE(torch::equal(e, t));
+}
+
+}  // namespace
+}  // namespace yq::quant
+
+namespace yq::quant {
+namespace {
+
+// QAT with observers on (moving-average min/max) and with them frozen: the fused pre_fq -> SiLU ->
+// act_fq op (quant/fused_act.h) against the three LibTorch ops, on the whole model: outputs, the
+// quantizers' ranges after two observing steps, and the gradients.
+TEST(Prepare, FusedActivationTailMatchesTheThreeOps) {
+  auto ref = testing::tiny_model();
+  auto a = model::copy_model(*ref), b = model::copy_model(*ref);
+  for (auto* m : {&a, &b}) {
+    prepare(**m, QConfigMapping::load("quantization.yaml"));
+    (*m)->train();
+  }
+  auto run = [](model::YoloV8& m, bool fused, const torch::Tensor& x) {
+    set_fused_fake_quant(fused);
+    m->zero_grad();
+    auto out = m->forward_raw(x);
+    torch::Tensor loss = torch::zeros({});
+    for (const auto& o : out) loss = loss + o.pow(2).mean();
+    loss.backward();
+    set_fused_fake_quant(true);
+    return out;
+  };
+  for (int step = 0; step < 3; ++step) {
+    if (step == 2) {  // the last step with the ranges fixed
+      freeze_quantizers(*a);
+      freeze_quantizers(*b);
+    }
+    auto x = testing::images(2, 64, 10 + step);
+    auto ya = run(a, true, x), yb = run(b, false, x);
+    for (size_t i = 0; i < ya.size(); ++i)
+      EXPECT_TRUE(torch::allclose(ya[i], yb[i], 1e-3, 1e-3))
+          << "step " << step << " output " << i << ": " << (ya[i] - yb[i]).abs().max().item<float>();
+    auto qa = named_quantizers(*a), qb = named_quantizers(*b);
+    ASSERT_EQ(qa.size(), qb.size());
+    for (size_t i = 0; i < qa.size(); ++i) {
+      auto sa = qa[i].second->qparams().scale, sb = qb[i].second->qparams().scale;
+      EXPECT_TRUE(torch::allclose(sa, sb, 1e-5, 0)) << qa[i].first << " step " << step;
+    }
+    auto pa = a->named_parameters(), pb = b->named_parameters();
+    for (const auto& kv : pa) {
+      const auto& ga = kv.value().grad();
+      const auto& gb = pb[kv.key()].grad();
+      if (!ga.defined()) continue;
+      const double scale = gb.abs().max().item<double>() + 1e-12;
+      EXPECT_LE((ga - gb).abs().max().item<double>() / scale, 2e-2) << kv.key() << " step " << step;
+    }
+  }
 }
 
 }  // namespace
