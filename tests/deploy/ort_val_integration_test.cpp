@@ -45,8 +45,12 @@ constexpr double kFp32ScoreTol = 1e-4;  // fp32 export: the same math in another
 constexpr double kQdqScoreTol = 0.05;   // QDQ: ONNX Runtime's integer kernels vs fake quantization
 constexpr double kFp32MinMatched = 0.98;
 constexpr double kQdqMinMatched = 0.9;
-// issue 5: "mAP within 0.5 points of ours".
-constexpr double kMaxMapPoints = 0.5;
+// Issue 5 asks for ORT's mAP within 0.5 points of ours; that figure is measured on a trained model (the
+// demo's: -0.001 points fp32, +0.06 QDQ). Here 12 images hold ~48 boxes jittered to sit across the IoU
+// thresholds, so one detection crossing one threshold moves mAP50-95 by 0.2-0.6 points: over 8 runs the
+// difference was 0 to 1.28 points (the tiny model's set-up is not bit-reproducible between processes;
+// open). The detections themselves are compared one by one above, which is the sharp check here.
+constexpr double kMaxMapPoints = 2.0;
 
 nlohmann::json read_json(const fs::path& p) {
   return nlohmann::json::parse(read_text(p));
@@ -106,10 +110,15 @@ void write_pseudo_labels(const fs::path& split_dir, const fs::path& predictions)
   const auto dets = by_image(predictions);
   Rng rng(21);
   int64_t written = 0;
-  for (const auto& e : fs::directory_iterator(split_dir / "images")) {
-    const cv::Mat img = cv::imread(e.path().string());
-    ASSERT_FALSE(img.empty()) << e.path();
-    const std::string id = e.path().stem().string();
+  // Sorted: directory order differs between runs, and the jitter's random sequence must meet the images
+  // in the same order every time (else the labels, and the mAPs compared below, change from run to run).
+  std::vector<fs::path> images;
+  for (const auto& e : fs::directory_iterator(split_dir / "images")) images.push_back(e.path());
+  std::sort(images.begin(), images.end());
+  for (const auto& path : images) {
+    const cv::Mat img = cv::imread(path.string());
+    ASSERT_FALSE(img.empty()) << path;
+    const std::string id = path.stem().string();
     std::string text;
     size_t n = 0;
     if (auto it = dets.find(id); it != dets.end())
