@@ -45,12 +45,9 @@ constexpr double kFp32ScoreTol = 1e-4;  // fp32 export: the same math in another
 constexpr double kQdqScoreTol = 0.05;   // QDQ: ONNX Runtime's integer kernels vs fake quantization
 constexpr double kFp32MinMatched = 0.98;
 constexpr double kQdqMinMatched = 0.9;
-// Issue 5 asks for ORT's mAP within 0.5 points of ours; that figure is measured on a trained model (the
-// demo's: -0.001 points fp32, +0.06 QDQ). Here 12 images hold ~48 boxes jittered to sit across the IoU
-// thresholds, so one detection crossing one threshold moves mAP50-95 by 0.2-0.6 points: over 8 runs the
-// difference was 0 to 1.28 points (the tiny model's set-up is not bit-reproducible between processes;
-// open). The detections themselves are compared one by one above, which is the sharp check here.
-constexpr double kMaxMapPoints = 2.0;
+// issue 5: "mAP within 0.5 points of ours" (on 12 images one detection crossing one IoU threshold moves
+// mAP50-95 by 0.2-0.6 points, so this is tight; the set-up is seeded end to end and reproducible).
+constexpr double kMaxMapPoints = 0.5;
 
 nlohmann::json read_json(const fs::path& p) {
   return nlohmann::json::parse(read_text(p));
@@ -184,6 +181,9 @@ class OrtVal : public ::testing::Test {
 
 TEST_F(OrtVal, OursAndOnnxRuntimeAgreeAndPredictionsReproduceMetrics) {
   data_ = yq::testing::write_tiny_dataset(dir_.path(), 2, 12, 2, 128, 96);
+  // The model's initial weights come from the global generator, whose state after the data set's writing
+  // is not fixed: seed it here.
+  torch::manual_seed(5);
   model::YoloV8 m(model::parse_model_name(yq::testing::write_tiny_model_yaml(dir_.path()).string(), 7));
   yq::testing::randomize_for_export(m, 11);
   ASSERT_NO_FATAL_FAILURE(localize_boxes(m, 12));
