@@ -131,11 +131,14 @@ torch::Tensor FakeQuantizeImpl::forward(const torch::Tensor& x) {
   return y;
 }
 
+void FakeQuantizeImpl::observe(const torch::Tensor& x) {
+  if (!observer_enabled()) return;
+  observer_->observe(x);
+  stale_ = true;
+}
+
 torch::Tensor FakeQuantizeImpl::quantize(const torch::Tensor& x) {
-  if (observer_enabled()) {
-    observer_->observe(x);
-    stale_ = true;
-  }
+  observe(x);
   if (!fake_quant_enabled()) return x;
   refresh_if_stale();
   const QScheme& s = spec_.scheme;

@@ -55,6 +55,11 @@ class FakeQuantizeImpl : public torch::nn::Cloneable<FakeQuantizeImpl> {
   void clear_tap() { tap_ = nullptr; }
   bool has_tap() const { return bool(tap_); }
 
+  // What forward does before quantizing: the observer (when on) records x, and the qparams follow it
+  // the next time they are needed (qparams(), forward with fake quant on). For callers that quantize x
+  // themselves (quant/fused_act.h).
+  void observe(const torch::Tensor& x);
+
   void enable_observer(bool on = true);
   void enable_fake_quant(bool on = true);
   bool observer_enabled() const;

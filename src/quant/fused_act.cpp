@@ -23,31 +23,39 @@ struct Tables {
   at::Tensor out, s, t;  // [levels + 2]: index 0 / levels + 1 = clamped below / above by the pre quantizer
 };
 
-Tables make_tables(const ActGrid& pre, const ActGrid& act) {
+// The pre quantizer's output at every index [kPad] (index k = code quant_min - 1 + k, clamped; LibTorch's
+// fake quant of a grid value is the grid value).
+at::Tensor pre_values(const ActGrid& pre) {
   const int64_t levels = pre.quant_max - pre.quant_min + 1;
   YQ_CHECK(levels >= 2 && levels + 2 <= kPad, "fused activation: {} pre-quantizer levels", levels);
-  // The pre quantizer's output for each index (LibTorch's fake quant of the grid value is the grid value).
   at::Tensor code = (at::arange(kPad, at::kLong) + (pre.quant_min - 1)).clamp(pre.quant_min, pre.quant_max);
-  at::Tensor v = at::fake_quantize_per_tensor_affine((code - pre.zero_point).to(at::kFloat) * pre.scale,
-                                                     pre.scale, pre.zero_point, pre.quant_min, pre.quant_max);
+  return at::fake_quantize_per_tensor_affine((code - pre.zero_point).to(at::kFloat) * pre.scale, pre.scale,
+                                             pre.zero_point, pre.quant_min, pre.quant_max);
+}
+
+// v: pre_values(pre); silu_v: at::silu(v).
+Tables make_tables(const ActGrid& pre, const at::Tensor& v, const at::Tensor& silu_v, const ActGrid& act) {
+  const int64_t n = pre.quant_max - pre.quant_min + 3;  // levels + 2
   at::Tensor mask;
-  at::Tensor out = fake_quantize_per_tensor_forward(at::silu(v), act.scale, act.zero_point, act.quant_min,
+  at::Tensor out = fake_quantize_per_tensor_forward(silu_v, act.scale, act.zero_point, act.quant_min,
                                                     act.quant_max, &mask);
   at::Tensor sig = 1 / (1 + at::exp(-v));  // as SiLU's backward kernel computes it
   at::Tensor t = 1 + v * (1 - sig);
   at::Tensor s = at::where(mask, sig, at::zeros_like(sig));
   s[0] = 0;  // clamped by the pre quantizer: no gradient
-  s[levels + 1] = 0;
-  return {out.narrow(0, 0, levels + 2).contiguous(), s.narrow(0, 0, levels + 2).contiguous(),
-          t.narrow(0, 0, levels + 2).contiguous()};
+  s[n - 1] = 0;
+  return {out.narrow(0, 0, n).contiguous(), s.narrow(0, 0, n).contiguous(), t.narrow(0, 0, n).contiguous()};
 }
 
-// SiLU of the pre quantizer's value at every index, computed as make_tables does.
-at::Tensor silu_values(const ActGrid& pre) {
-  at::Tensor code = (at::arange(kPad, at::kLong) + (pre.quant_min - 1)).clamp(pre.quant_min, pre.quant_max);
-  at::Tensor v = at::fake_quantize_per_tensor_affine((code - pre.zero_point).to(at::kFloat) * pre.scale,
-                                                     pre.scale, pre.zero_point, pre.quant_min, pre.quant_max);
-  return at::silu(v);
+Tables make_tables(const ActGrid& pre, const ActGrid& act) {
+  const at::Tensor v = pre_values(pre);
+  return make_tables(pre, v, at::silu(v), act);
+}
+
+// x: a dense float32 CPU tensor (the kernels walk it flat, in memory order).
+bool dense(const at::Tensor& x) {
+  return x.device().is_cpu() && x.scalar_type() == at::kFloat && x.layout() == at::kStrided &&
+         x.is_non_overlapping_and_dense();
 }
 
 kernels::FakeQuantParams params(const ActGrid& g) {
@@ -89,7 +97,7 @@ at::Tensor forward_observing(const at::Tensor& x, const ActGrid& pre,
     kernels::pre_index(xp + b, ip + b, e - b, p,
                        seen.data() + size_t(at::get_thread_num()) * size_t(levels + 2));
   });
-  const at::Tensor sv = silu_values(pre);
+  const at::Tensor v = pre_values(pre), sv = at::silu(v);
   const float* svp = sv.data_ptr<float>();
   float mn = std::numeric_limits<float>::infinity(), mx = -mn;
   for (int64_t k = 0; k < levels + 2; ++k) {
@@ -98,7 +106,7 @@ at::Tensor forward_observing(const at::Tensor& x, const ActGrid& pre,
     if (met) mn = std::min(mn, svp[k]), mx = std::max(mx, svp[k]);
   }
   const ActGrid act = act_for_range(mn, mx);
-  Tables tab = make_tables(pre, act);
+  Tables tab = make_tables(pre, v, sv, act);
   at::Tensor y = at::empty_like(x);
   float* yp = y.data_ptr<float>();
   const float* table = tab.out.data_ptr<float>();
@@ -111,11 +119,8 @@ at::Tensor forward_observing(const at::Tensor& x, const ActGrid& pre,
 
 class PreSiluAct : public torch::autograd::Function<PreSiluAct> {
  public:
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, double pre_scale,
-                            int64_t pre_zp, int64_t pre_min, int64_t pre_max, double act_scale,
-                            int64_t act_zp, int64_t act_min, int64_t act_max) {
-    const ActGrid pre{float(pre_scale), pre_zp, pre_min, pre_max};
-    const ActGrid act{float(act_scale), act_zp, act_min, act_max};
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, ActGrid pre,
+                            ActGrid act) {
     const Tables tab = make_tables(pre, act);
     at::Tensor idx;
     at::Tensor y = forward_impl(x, pre, tab, &idx);
@@ -131,10 +136,7 @@ class PreSiluAct : public torch::autograd::Function<PreSiluAct> {
     at::Tensor g = grads[0];
     at::Tensor gx;
     if (g.defined()) {
-      if (!(g.sizes() == idx.sizes() && g.strides() == idx.strides()))
-        g = g.contiguous(idx.suggest_memory_format());
-      if (!(g.sizes() == idx.sizes() && g.strides() == idx.strides()))
-        g = at::empty_like(idx, g.options()).copy_(g);
+      if (g.strides() != idx.strides()) g = at::empty_like(idx, g.options()).copy_(g);  // idx's layout
       gx = at::empty_like(g);
       const float* gp = g.data_ptr<float>();
       const auto* ip = reinterpret_cast<const uint16_t*>(idx.data_ptr<int16_t>());
@@ -144,8 +146,7 @@ class PreSiluAct : public torch::autograd::Function<PreSiluAct> {
         kernels::pre_act_backward(gp + b, ip + b, sp, tp, op + b, e - b);
       });
     }
-    return {gx,           at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
-            at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {gx, at::Tensor(), at::Tensor()};
   }
 };
 
@@ -171,9 +172,7 @@ class PreSiluActObserving : public torch::autograd::Function<PreSiluActObserving
 
 at::Tensor fake_quant_silu_fake_quant(const at::Tensor& x, const ActGrid& pre,
                                       const std::function<ActGrid(float, float)>& act_for_range) {
-  const bool dense = x.device().is_cpu() && x.scalar_type() == at::kFloat && x.layout() == at::kStrided &&
-                     x.is_non_overlapping_and_dense();
-  if (!dense) {  // the three ops, the act range observed on SiLU's output
+  if (!dense(x)) {  // the three ops, the act range observed on SiLU's output
     at::Tensor y =
         at::fake_quantize_per_tensor_affine(x, pre.scale, pre.zero_point, pre.quant_min, pre.quant_max);
     y = at::silu(y);
@@ -187,9 +186,7 @@ at::Tensor fake_quant_silu_fake_quant(const at::Tensor& x, const ActGrid& pre,
 }
 
 at::Tensor fake_quant_silu_fake_quant(const at::Tensor& x, const ActGrid& pre, const ActGrid& act) {
-  const bool dense = x.device().is_cpu() && x.scalar_type() == at::kFloat && x.layout() == at::kStrided &&
-                     x.is_non_overlapping_and_dense();
-  if (!dense) {  // the three ops
+  if (!dense(x)) {  // the three ops
     at::Tensor y =
         at::fake_quantize_per_tensor_affine(x, pre.scale, pre.zero_point, pre.quant_min, pre.quant_max);
     return at::fake_quantize_per_tensor_affine(at::silu(y), act.scale, act.zero_point, act.quant_min,
@@ -197,8 +194,7 @@ at::Tensor fake_quant_silu_fake_quant(const at::Tensor& x, const ActGrid& pre, c
   }
   if (!(torch::GradMode::is_enabled() && x.requires_grad()))
     return forward_impl(x, pre, make_tables(pre, act), nullptr);
-  return PreSiluAct::apply(x, double(pre.scale), pre.zero_point, pre.quant_min, pre.quant_max,
-                           double(act.scale), act.zero_point, act.quant_min, act.quant_max);
+  return PreSiluAct::apply(x, pre, act);
 }
 
 }  // namespace yq::quant

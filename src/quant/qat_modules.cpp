@@ -90,14 +90,10 @@ torch::Tensor conv_bn_act_forward(model::ConvBnActImpl& m, const torch::Tensor& 
       plain_per_tensor(*m.pre_fq) && plain_per_tensor(*m.act_fq)) {
     FakeQuantizeImpl &pre = *m.pre_fq, &act = *m.act_fq;
     if (!act.observer_enabled() || range_observer(act)) {
-      if (pre.observer_enabled()) {  // what pre.forward(y) does before quantizing
-        pre.observer().observe(y);
-        pre.update_qparams();
-      }
+      pre.observe(y);  // grid_of brings the qparams up to date
       if (!act.observer_enabled()) return fake_quant_silu_fake_quant(y, grid_of(pre), grid_of(act));
       return fake_quant_silu_fake_quant(y, grid_of(pre), [&act](float lo, float hi) {
-        act.observer().observe(torch::tensor({lo, hi}));
-        act.update_qparams();
+        act.observe(torch::tensor({lo, hi}));
         return grid_of(act);
       });
     }
