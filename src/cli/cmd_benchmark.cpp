@@ -50,17 +50,6 @@ int64_t resolve_threads(int64_t t) {
   return t > 0 ? t : int64_t(std::max(1u, std::thread::hardware_concurrency()));
 }
 
-std::string cpu_name() {
-  std::ifstream f("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("model name", 0) == 0) {
-      auto p = line.find(':');
-      if (p != std::string::npos) return line.substr(p + 2);
-    }
-  return "unknown";
-}
-
 double file_mb(const fs::path& p) {
   std::error_code ec;
   auto n = fs::file_size(p, ec);
@@ -76,6 +65,7 @@ deploy::BenchmarkOptions options_from(const Config& cfg) {
   o.source = cfg.get_str("source");
   o.nms.conf = cfg.get_float("conf");
   o.nms.iou = cfg.get_float("iou");
+  o.allow_inexact = cfg.get_bool("allow_inexact");
   return o;
 }
 
@@ -134,6 +124,13 @@ void run_benchmark(const Config& cfg) {
                  "give weights=A.pt,B.int8 (models run by yoloqat) and/or onnx=X.onnx (run by ONNX Runtime)");
   for (const auto& w : weights) YQ_CHECK_USAGE(fs::is_regular_file(w), "weights={}: no such file", w);
   for (const auto& w : onnx) YQ_CHECK_USAGE(fs::is_regular_file(w), "onnx={}: no such file", w);
+  // A QDQ export ONNX Runtime would run inexactly here is refused before anything is timed.
+  for (const auto& w : onnx) {
+    const auto oi = deploy::read_onnx_info(w);
+    if (oi.qdq)
+      deploy::check_exact(w, oi.target, oi.pair_bound, "onnxruntime", cpu_hardware(),
+                          cfg.get_bool("allow_inexact"));
+  }
   std::vector<int64_t> batches = cfg.get_ints("batch"), threads = cfg.get_ints("threads");
   YQ_CHECK_USAGE(!batches.empty(), "batch=: give at least one batch size");
   if (threads.empty()) threads.push_back(0);
@@ -238,6 +235,7 @@ void run_benchmark(const Config& cfg) {
         ort ? "-" : fmt::format("{:.2f}", w.r.post_ms), w.r.peak_rss_mb, file_mb(w.file), speedup, ratio);
   }
   std::cout << table;
+  std::cout << "cpu: " << cpu_onednn().describe() << "\n";
   if (!ort_note.is_null()) std::cout << "onnx: " << ort_note.get<std::string>() << "\n";
   for (const auto& f : ort_failed) {
     const std::string e = f["error"].get<std::string>();
@@ -248,7 +246,11 @@ void run_benchmark(const Config& cfg) {
 
   nlohmann::json j = {
       {"machine",
-       {{"cpu", cpu_name()},
+       {{"cpu", cpu_hardware().model},
+        {"cpu_features", cpu_hardware().feature_list()},
+        {"onednn_isa_cap", cpu_onednn().cap},
+        {"onednn_features", cpu_onednn().feature_list()},
+        {"int32_dot", cpu_onednn().int32_dot()},
         {"cores", std::thread::hardware_concurrency()},
         {"libtorch",
          fmt::format("{}.{}.{}", TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR, TORCH_VERSION_PATCH)}}},
@@ -278,7 +280,7 @@ void run_benchmark(const Config& cfg) {
 }  // namespace
 
 ModelBench bench_in_process(const fs::path& weights, const deploy::BenchmarkOptions& o) {
-  auto im = deploy::load_inference_model(weights);
+  auto im = deploy::load_inference_model(weights, {o.allow_inexact});
   ModelBench mb;
   mb.kind = im.kind;
   YQ_CHECK_USAGE(o.imgsz % im.max_stride == 0, "imgsz={} is not a multiple of the stride {} of {}", o.imgsz,
@@ -316,6 +318,7 @@ ModelBench bench_in_child(const std::string& exe, const fs::path& weights,
                                    "source=" + o.source.string(),
                                    "conf=" + fmt_num(o.nms.conf),
                                    "iou=" + fmt_num(o.nms.iou),
+                                   std::string("allow_inexact=") + (o.allow_inexact ? "true" : "false"),
                                    "log=warn"};
   auto res = run_process(argv);
   YQ_CHECK(res.exit_code == 0, "the child process ({} benchmark child=true ...) failed with exit code {}: {}",
@@ -390,6 +393,7 @@ Command benchmark_command() {
     s.text("exe", "", "yoloqat executable that runs each configuration (\"\" = this one)");
     s.text("ort_dir", "",
            "folder with bench.mjs and node_modules/onnxruntime-node (\"\" = tools/ort, found)");
+    add_inexact_key(s);
     s.flag("child", false, "internal: run one configuration here and print it as JSON (used by isolate)");
     s.text("log", "info", "log level", {"trace", "debug", "info", "warn", "error", "off"});
     add_output_keys(s, "benchmark");

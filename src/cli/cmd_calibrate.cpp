@@ -34,7 +34,7 @@ void run_calibrate(const Config& cfg) {
                  ck.meta.value("kind", "?"));
   YQ_CHECK_USAGE(ck.model->nc() == info.nc, "{} has {} classes but {} has {}", weights, ck.model->nc(),
                  info.yaml.string(), info.nc);
-  const quant::QConfigMapping mapping = quant::QConfigMapping::load(cfg.get_str("qconfig"));
+  const quant::QConfigMapping mapping = load_qconfig(cfg);
 
   model::YoloV8 fp32 = ck.model;
   fp32->eval();
@@ -97,6 +97,7 @@ Command calibrate_command() {
     s.integer("batch", 16, "images per batch", 1, 4096);
     s.integer("workers", 2, "loader threads", 0, 64);
     s.integer("seed", 0, "seed of the calibration sample order", 0);
+    add_target_key(s);
     s.flag("val", true, "validate fp32 and PTQ on the val split afterwards");
     add_output_keys(s, "ptq");
     add_runtime_keys(s);

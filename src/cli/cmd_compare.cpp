@@ -27,7 +27,7 @@ struct Accuracy {
 
 Accuracy validate_model(const Config& cfg, const fs::path& weights, const data::DatasetInfo& info,
                         const data::SplitIndex& idx) {
-  auto im = deploy::load_inference_model(weights);
+  auto im = deploy::load_inference_model(weights, {cfg.get_bool("allow_inexact")});
   YQ_CHECK_USAGE(im.nc == info.nc, "{} has {} classes but {} has {}", weights.string(), im.nc,
                  info.yaml.string(), info.nc);
   data::LoaderOptions lo;
@@ -85,6 +85,7 @@ void run_compare(const Config& cfg) {
   bo.timing.warmup = int(cfg.get_int("warmup"));
   bo.timing.runs = int(cfg.get_int("runs"));
   bo.timing.max_seconds = cfg.get_float("max_seconds");
+  bo.allow_inexact = cfg.get_bool("allow_inexact");
   const bool isolate = cfg.get_bool("isolate");
   const std::string exe = cfg.get_str("exe");
   const int val_threads = bo.threads;
@@ -184,6 +185,7 @@ Command compare_command() {
     s.real("max_seconds", 0, "time budget of the timed runs per model (0 = none)", 0, 1e6);
     s.flag("isolate", true, "time each model in a process of its own (peak memory per model)");
     s.text("exe", "", "yoloqat executable that times each model (\"\" = this one)");
+    add_inexact_key(s);
     add_output_keys(s, "compare");
     add_runtime_keys(s);
   };

@@ -2,14 +2,23 @@
 // int8 model (deploy/int8_model.h), written to <project>/models/int8/<name>.int8 with <name>.json next to
 // it: which layers run in int8 and which in float, file size against the fp32 model's parameters, the
 // conversion time. `val`, `predict` and `benchmark` read the .int8 file like any other weights=.
+// The checkpoint's deployment target (quant/target.h) is recorded; a model that would not be exact on
+// this CPU is refused unless allow_inexact=true. data= checks the int8 outputs against fake quant.
 #include <fmt/format.h>
+#include <torch/torch.h>
 
 #include <chrono>
+#include <cmath>
+#include <limits>
 
 #include "cli/command.h"
+#include "core/cpu.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "data/dataset.h"
+#include "data/loader.h"
 #include "deploy/int8_model.h"
+#include "deploy/runtime.h"
 #include "model/checkpoint.h"
 #include "quant/prepare.h"
 #include "quant/qcheckpoint.h"
@@ -17,6 +26,40 @@
 namespace yq::cli {
 
 namespace {
+
+// int8 raw head outputs against the fake-quant model's on up to `limit` images of `data`'s val split
+// (letterboxed squares of imgsz): the signal-to-noise ratio in dB (inf when identical) and the images used.
+std::pair<double, int64_t> check_against_fake_quant(const Config& cfg, model::YoloV8Impl& fake,
+                                                    deploy::Int8Model& q) {
+  const data::DatasetInfo info = data::load_dataset_yaml(cfg.get_str("data"));
+  const std::string split = info.splits.count("val") ? "val" : "train";
+  data::SplitIndex idx = data::scan_split(info, split);
+  const int64_t limit = cfg.get_int("check_images");
+  if (int64_t(idx.samples.size()) > limit) idx.samples.resize(size_t(limit));
+  YQ_CHECK_USAGE(!idx.samples.empty(), "data={}: the {} split has no images to check the int8 model on",
+                 info.yaml.string(), split);
+  data::LoaderOptions lo;
+  lo.imgsz = int(cfg.get_int("imgsz")), lo.batch = 4, lo.workers = 0;
+  lo.augment = false, lo.shuffle = false, lo.rect = false;
+  data::DataLoader loader(idx.samples, info.flip_map, lo);
+  quant::enable_observers(fake, false);
+  torch::NoGradGuard ng;
+  double signal = 0, noise = 0;
+  int64_t images = 0;
+  loader.start_epoch(0);
+  data::Batch b;
+  while (loader.next(b)) {
+    const torch::Tensor x = b.images.to(torch::kFloat) / 255.0;
+    const auto ref = fake.forward_raw(x), got = q.forward_raw(x);
+    for (size_t i = 0; i < ref.size(); ++i) {
+      signal += ref[i].pow(2).sum().item<double>();
+      noise += (ref[i] - got[i]).pow(2).sum().item<double>();
+    }
+    images += x.size(0);
+  }
+  const double db = noise > 0 ? 10 * std::log10(signal / noise) : std::numeric_limits<double>::infinity();
+  return {db, images};
+}
 
 void run_convert(const Config& cfg) {
   const std::string weights = cfg.get_str("weights");
@@ -31,11 +74,30 @@ void run_convert(const Config& cfg) {
   model::YoloV8 net = ck.model;
   net->eval();
 
+  const quant::QConfigMapping mapping = quant::checkpoint_qconfig(ck.meta, weights);
+  const std::string target = mapping.target() ? quant::target_name(*mapping.target()) : "";
   deploy::ConvertOptions opt;
   opt.engine = cfg.get_str("engine");
+  if (opt.engine.empty()) opt.engine = mapping.target() ? quant::default_engine(*mapping.target()) : "onednn";
   deploy::Int8Model m = deploy::convert(*net, opt);
   const std::string kind = ck.meta.value("kind", std::string("qat"));
-  m.meta() = {{"source", weights}, {"kind", kind}, {"run_name", ck.meta.value("run_name", "")}};
+  m.meta() = {
+      {"source", weights}, {"kind", kind}, {"run_name", ck.meta.value("run_name", "")}, {"target", target}};
+  // The file would compute something else than fake quant here: say so before writing it.
+  const quant::Exactness ex = m.exactness(cpu_onednn());
+  deploy::check_exact(weights, target, m.pair_bound(), m.engine(), cpu_onednn(),
+                      cfg.get_bool("allow_inexact"));
+  log::info("target {}; int8 pair bound {}: {}", target.empty() ? "(none recorded)" : target, m.pair_bound(),
+            ex.why);
+  nlohmann::json check = nullptr;
+  if (!cfg.get_str("data").empty()) {
+    const auto [db, images] = check_against_fake_quant(cfg, *net, m);
+    log::info("int8 vs fake quant on {} images of {} at {}: raw output SQNR {:.1f} dB", images,
+              cfg.get_str("data"), cfg.get_int("imgsz"), db);
+    check = {{"images", images},
+             {"imgsz", cfg.get_int("imgsz")},
+             {"sqnr_db", std::isfinite(db) ? nlohmann::json(db) : nlohmann::json("inf")}};
+  }
 
   std::string name = cfg.get_str("name");
   if (name.empty()) name = fs::path(weights).parent_path().filename().string();
@@ -62,6 +124,11 @@ void run_convert(const Config& cfg) {
                       {"kind", kind},
                       {"output", out.string()},
                       {"engine", m.engine()},
+                      {"target", target},
+                      {"pair_bound", m.pair_bound()},
+                      {"exact_here", ex.exact},
+                      {"cpu", cpu_onednn().describe()},
+                      {"check", check},
                       {"convs_int8", convs_int8},
                       {"convs_float", convs_float},
                       {"junctions_int8", junctions_int8},
@@ -91,7 +158,15 @@ Command convert_command() {
   c.summary = "PTQ/QAT checkpoint -> true int8 model (models/int8/NAME.int8, quantized LibTorch kernels)";
   c.declare = [](Schema& s) {
     s.text("weights", "", "quantized checkpoint (from calibrate or qat)");
-    s.text("engine", "onednn", "quantized engine: onednn (x86) or qnnpack (ARM)", {"onednn", "qnnpack"});
+    s.text("engine", "",
+           "quantized engine: onednn (x86) or qnnpack (ARM); \"\" = the target's (qnnpack for arm)",
+           {"", "onednn", "qnnpack"});
+    add_inexact_key(s);
+    s.text(
+        "data", "",
+        "dataset.yaml: check the int8 model against the fake-quant one on its val images (\"\" = no check)");
+    s.integer("check_images", 16, "images of that check", 1, 100000);
+    s.integer("imgsz", 640, "side of the check's square letterboxed input (multiple of 32)", 32, 8192);
     s.text("project", ".", "root of the output tree (dataset/, models/, logs/, reports/)");
     s.text("name", "",
            "output name (\"\" = the checkpoint's run folder); an existing one gets a numbered suffix");

@@ -46,6 +46,14 @@ void run_demo(const Config& cfg) {
     if (with_project) a.push_back("project=" + project.string());
     return a;
   };
+  // The commands that run int8 models also get allow_inexact=.
+  const std::string inexact =
+      std::string("allow_inexact=") + (cfg.get_bool("allow_inexact") ? "true" : "false");
+  auto running = [&](std::vector<std::string> a) {
+    a.push_back(inexact);
+    return common(std::move(a));
+  };
+  const std::string target = "target=" + cfg.get_str("target");
 
   const fs::path data_dir = project / "dataset/vietnam-traffic-sign-detection";
   const fs::path data_yaml = data_dir / "dataset.yaml";
@@ -87,7 +95,7 @@ void run_demo(const Config& cfg) {
   timed("calibrate (PTQ)", [&] {
     run_subcommand("calibrate", common({"data=" + data_yaml.string(), "weights=" + fp32.string(),
                                         "batches=" + std::string(quick ? "2" : "8"), "imgsz=" + imgsz,
-                                        "name=" + name, "exist_ok=true", "val=false"}));
+                                        "name=" + name, "exist_ok=true", "val=false", target}));
     return "int8 fake-quant checkpoint " + ptq.string();
   });
   const int64_t qat_epochs = quick ? 1 : cfg.get_int("qat_epochs");
@@ -100,14 +108,19 @@ void run_demo(const Config& cfg) {
                 "batch=" + std::to_string(cfg.get_int("batch")), "name=" + name, "exist_ok=true", "workers=2",
                 "freeze_observer_epoch=" + std::to_string(std::max<int64_t>(1, qat_epochs - 1)),
                 "freeze_bn_epoch=" + std::to_string(std::max<int64_t>(0, qat_epochs - 2)),
-                "seed=" + std::to_string(cfg.get_int("seed"))}));
+                "seed=" + std::to_string(cfg.get_int("seed")), target}));
     auto j = read_json(project / "logs/qat" / name / "metrics.json");
     return fmt::format("{} epochs from the fp32 model; val mAP50 {:.3f}, mAP50-95 {:.3f}", qat_epochs,
                        j.value("mAP50", 0.0), j.value("mAP50-95", 0.0));
   });
+  std::string target_note;  // the int8 model's target and whether it is exact here
   const fs::path int8 = project / "models/int8" / (name + ".int8");
   timed("convert (int8)", [&] {
-    run_subcommand("convert", common({"weights=" + qat.string(), "name=" + name, "exist_ok=true"}));
+    run_subcommand("convert", running({"weights=" + qat.string(), "name=" + name, "exist_ok=true"}));
+    const auto cj = read_json(project / "models/int8" / (name + ".json"));
+    target_note = fmt::format("target {}: int8 pair bound {}, {} on {}", cj.value("target", ""),
+                              cj.value("pair_bound", 0),
+                              cj.value("exact_here", false) ? "exact" : "NOT exact", cj.value("cpu", ""));
     return fmt::format(
         "{} ({:.1f} MB; fp32 checkpoint's model {:.1f} MB)", int8.string(), double(fs::file_size(int8)) / 1e6,
         read_json(project / "models/int8" / (name + ".json")).value("fp32_model_bytes", 0.0) / 1e6);
@@ -116,8 +129,8 @@ void run_demo(const Config& cfg) {
   // Validation of a model file on the test split; returns a one-line result.
   std::vector<fs::path> test_metrics;
   auto test_val = [&](const fs::path& weights, const std::string& run) {
-    run_subcommand("val", common({"data=" + data_yaml.string(), "weights=" + weights.string(), "split=test",
-                                  "imgsz=" + imgsz, "name=" + run, "exist_ok=true"}));
+    run_subcommand("val", running({"data=" + data_yaml.string(), "weights=" + weights.string(), "split=test",
+                                   "imgsz=" + imgsz, "name=" + run, "exist_ok=true"}));
     test_metrics.push_back(project / "reports" / run / "metrics.json");
     auto m = read_json(test_metrics.back());
     return fmt::format("mAP50 {:.3f}, mAP50-95 {:.3f}, P {:.3f}, R {:.3f}", m.value("mAP50", 0.0),
@@ -160,7 +173,7 @@ void run_demo(const Config& cfg) {
       auto val = [&](std::vector<std::string> a, const std::string& run) {
         a.insert(a.end(),
                  {"data=" + data_yaml.string(), "split=test", "name=" + run, "exist_ok=true", "plots=false"});
-        run_subcommand("val", common(a));
+        run_subcommand("val", running(a));
         return read_json(project / "reports" / run / "metrics.json").value("mAP50-95", 0.0);
       };
       OrtVal v;
@@ -183,9 +196,9 @@ void run_demo(const Config& cfg) {
   timed("benchmark", [&] {
     run_subcommand(
         "benchmark",
-        common({"weights=" + fp32.string() + "," + int8.string(),
-                "onnx=" + exported("onnx").string() + "," + exported("onnx-qdq").string(), "imgsz=" + imgsz,
-                "batch=1", "runs=" + runs, "warmup=3", "name=" + name + "-benchmark", "exist_ok=true"}));
+        running({"weights=" + fp32.string() + "," + int8.string(),
+                 "onnx=" + exported("onnx").string() + "," + exported("onnx-qdq").string(), "imgsz=" + imgsz,
+                 "batch=1", "runs=" + runs, "warmup=3", "name=" + name + "-benchmark", "exist_ok=true"}));
     auto j = read_json(project / "reports" / (name + "-benchmark") / "benchmark.json");
     std::string out;
     for (const auto& r : j["rows"])
@@ -200,9 +213,9 @@ void run_demo(const Config& cfg) {
     for (const auto& f : test_metrics) metrics.push_back(f.string());
     run_subcommand(
         "compare",
-        common({"data=" + data_yaml.string(), "weights=" + fmt::format("{}", fmt::join(files, ",")),
-                "metrics=" + fmt::format("{}", fmt::join(metrics, ",")), "imgsz=" + imgsz, "runs=" + runs,
-                "warmup=3", "name=" + name + "-compare", "exist_ok=true"}));
+        running({"data=" + data_yaml.string(), "weights=" + fmt::format("{}", fmt::join(files, ",")),
+                 "metrics=" + fmt::format("{}", fmt::join(metrics, ",")), "imgsz=" + imgsz, "runs=" + runs,
+                 "warmup=3", "name=" + name + "-compare", "exist_ok=true"}));
     return (project / "reports" / (name + "-compare") / "compare.json").string();
   });
   timed("sensitivity", [&] {
@@ -225,8 +238,8 @@ void run_demo(const Config& cfg) {
   timed("predict (int8)", [&] {
     run_subcommand(
         "predict",
-        common({"weights=" + int8.string(), "source=" + (data_dir / "test/images/00000[0-3].jpg").string(),
-                "imgsz=" + imgsz, "name=" + name + "-predict", "exist_ok=true", "log=warn"}));
+        running({"weights=" + int8.string(), "source=" + (data_dir / "test/images/00000[0-3].jpg").string(),
+                 "imgsz=" + imgsz, "name=" + name + "-predict", "exist_ok=true", "log=warn"}));
     auto j = read_json(project / "reports" / (name + "-predict") / "predictions.json");
     return fmt::format("{} detections written", j.size());
   });
@@ -256,6 +269,7 @@ void run_demo(const Config& cfg) {
     total += s.seconds;
   }
   std::cout << fmt::format("{:<18}{:>9.1f}\n", "total", total);
+  std::cout << "\n" << target_note << "\n";
   // fp32 / PTQ / QAT / int8 in one table (compare.json), then ours vs ONNX Runtime (benchmark.json).
   const auto cmp = read_json(project / "reports" / (name + "-compare") / "compare.json");
   std::cout << fmt::format(
@@ -302,6 +316,8 @@ Command demo_command() {
     s.integer("seed", 0, "seed of the data set and the training", 0);
     s.text("project", ".", "root of the output tree (dataset/, models/, logs/, reports/)");
     s.text("name", "demo", "name of the demo's runs");
+    add_target_key(s);
+    add_inexact_key(s);
     add_runtime_keys(s);
   };
   c.run = run_demo;

@@ -19,6 +19,7 @@
 #include "model/checkpoint.h"
 #include "model/onnx_import.h"
 #include "model/pt_load.h"
+#include "quant/qcheckpoint.h"
 
 namespace yq::cli {
 
@@ -26,7 +27,7 @@ namespace {
 
 // The model to export: a yoloqat checkpoint (its EMA weights when present), a reference YOLOv8 .pt,
 // an fp32 ONNX export of the reference layout, or, without weights, an untrained model= config.
-model::YoloV8 load_model(const Config& cfg, std::string* source) {
+model::YoloV8 load_model(const Config& cfg, std::string* source, std::string* target) {
   const std::string weights = cfg.get_str("weights");
   if (weights.empty()) {
     auto spec = model::parse_model_name(cfg.get_str("model"), cfg.get_int("nc"));
@@ -37,7 +38,12 @@ model::YoloV8 load_model(const Config& cfg, std::string* source) {
   YQ_CHECK_USAGE(fs::is_regular_file(weights), "weights={}: no such file", weights);
   *source = weights;
   // yoloqat checkpoints, reference .pt files and ONNX exports all load here.
-  return model::load_checkpoint(weights, /*prefer_ema=*/true).model;
+  auto ck = model::load_checkpoint(weights, /*prefer_ema=*/true);
+  if (quant::is_quantized_meta(ck.meta)) {
+    const quant::QConfigMapping qc = quant::checkpoint_qconfig(ck.meta, weights);
+    if (qc.target()) *target = quant::target_name(*qc.target());
+  }
+  return ck.model;
 }
 
 // The file stem of the export: name= when given, else the weights' stem ("<run>-best" for the
@@ -55,8 +61,9 @@ std::string export_stem(const Config& cfg, const model::YoloV8& m) {
 
 void run_export(const Config& cfg) {
   const std::string format = cfg.get_str("format");
-  std::string source;
-  model::YoloV8 m = with_context("while loading the model", [&] { return load_model(cfg, &source); });
+  std::string source, target;
+  model::YoloV8 m =
+      with_context("while loading the model", [&] { return load_model(cfg, &source, &target); });
   m->eval();
 
   const auto sz = cfg.get_ints("imgsz");
@@ -85,6 +92,7 @@ void run_export(const Config& cfg) {
     qo.flavour = format == "tensorrt" ? deploy::QdqFlavour::kTensorRt : deploy::QdqFlavour::kOnnxRuntime;
     qo.concat_input_qdq = qo.passthrough_qdq = cfg.get_bool("qdq_extra");
     qo.int32_bias = cfg.get_bool("int32_bias");
+    qo.target = target;
     q = deploy::export_qdq(*m, out, qo);
     r = q.onnx;
   } else {
@@ -108,6 +116,8 @@ void run_export(const Config& cfg) {
       {"seconds", seconds}};
   if (qdq) {
     j["qdq_pairs"] = q.qdq_pairs;
+    j["target"] = target;
+    j["clips"] = q.clips;
     j["quantizer_pairs"] = q.quantizer_pairs;
     j["weight_dequantize"] = q.weight_dq;
     j["int8_weight_bytes"] = q.int8_weight_bytes;

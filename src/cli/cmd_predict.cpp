@@ -102,7 +102,7 @@ void run_predict(const Config& cfg) {
   YQ_CHECK_USAGE(!cfg.get_str("weights").empty(), "key 'weights' is required (a checkpoint)");
   YQ_CHECK_USAGE(!cfg.get_str("source").empty(), "key 'source' is required (image, folder, glob or video)");
   auto files = expand_source(cfg.get_str("source"));
-  auto im = deploy::load_inference_model(cfg.get_str("weights"));
+  auto im = deploy::load_inference_model(cfg.get_str("weights"), {cfg.get_bool("allow_inexact")});
   Predictor pred;
   pred.net = im.detector;
   pred.imgsz = int(cfg.get_int("imgsz"));
@@ -213,6 +213,7 @@ Command predict_command() {
     s.flag("save", true, "save annotated images (and videos as .avi)");
     s.flag("save_txt", true, "save YOLO txt labels with confidences (labels/STEM.txt)");
     add_output_keys(s, "predict");
+    add_inexact_key(s);
     add_runtime_keys(s);
   };
   c.run = run_predict;

@@ -48,16 +48,10 @@ void run_qat(const Config& cfg_in) {
   quant::QConfigMapping mapping;
   if (quant::is_quantized_meta(meta)) {
     mapping = quant::checkpoint_qconfig(meta, weights);
-    if (cfg.is_set("qconfig")) {
-      const auto asked = quant::QConfigMapping::load(cfg.get_str("qconfig"));
-      YQ_CHECK_USAGE(asked.to_yaml() == mapping.to_yaml(),
-                     "{} was quantized with another qconfig than qconfig={}; leave qconfig out to use "
-                     "the checkpoint's, or start from the fp32 checkpoint",
-                     weights, cfg.get_str("qconfig"));
-    }
+    check_checkpoint_qconfig(cfg, mapping, weights);
     log::info("QAT from the {} checkpoint {} (its qconfig)", meta.value("kind", "?"), weights);
   } else {
-    mapping = quant::QConfigMapping::load(cfg.get_str("qconfig"));
+    mapping = load_qconfig(cfg);
     log::info("QAT from the fp32 checkpoint {} with qconfig {}", weights, mapping.origin());
   }
   const int64_t freeze_bn = cfg.get_int("freeze_bn_epoch");
@@ -122,6 +116,7 @@ Command qat_command() {
   c.declare = [](Schema& s) {
     train::declare_train_keys(s);
     s.text("qconfig", "quantization.yaml", "qconfig YAML file (a PTQ checkpoint brings its own)");
+    add_target_key(s);
     s.integer("freeze_observer_epoch", 4, "epoch (0-based) from which quantizer ranges are fixed", 0);
     s.integer("freeze_bn_epoch", 3, "epoch (0-based) from which BN uses its running statistics", 0);
     s.texts("stages", "",

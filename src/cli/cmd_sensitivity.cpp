@@ -71,18 +71,12 @@ void run_sensitivity(const Config& cfg) {
     YQ_CHECK_USAGE(quant::is_prepared(*net), "{} says it is quantized (kind '{}') but holds no quantizers",
                    weights, ck.meta.value("kind", "?"));
     mapping = quant::checkpoint_qconfig(ck.meta, weights);
-    if (cfg.is_set("qconfig")) {
-      const auto asked = quant::QConfigMapping::load(cfg.get_str("qconfig"));
-      YQ_CHECK_USAGE(asked.to_yaml() == mapping.to_yaml(),
-                     "{} is a quantized checkpoint (kind '{}') made with another qconfig than qconfig={}; "
-                     "leave qconfig out to analyse it with its own, or pass the fp32 checkpoint",
-                     weights, ck.meta.value("kind", "?"), cfg.get_str("qconfig"));
-    }
+    check_checkpoint_qconfig(cfg, mapping, weights);
     source = ck.meta.value("kind", "quantized");
     log::info("analysing the {} checkpoint {} with its qconfig ({})", source, weights, mapping.name());
   } else {
     YQ_CHECK_USAGE(!quant::is_prepared(*net), "{} holds quantizers but its meta has no qconfig", weights);
-    mapping = quant::QConfigMapping::load(cfg.get_str("qconfig"));
+    mapping = load_qconfig(cfg);
     auto rep = quant::prepare(*net, mapping);
     log::info("qconfig {} ({}): {}", mapping.origin(), mapping.name(), rep.summary());
     auto cr = quant::calibrate(*net, loader, batches);
@@ -172,6 +166,7 @@ Command sensitivity_command() {
     s.text("weights", "", "fp32 checkpoint (prepared with qconfig and calibrated here) or a PTQ / QAT one");
     s.text("qconfig", "quantization.yaml",
            "qconfig for an fp32 checkpoint (a PTQ / QAT checkpoint brings its own)");
+    add_target_key(s);
     s.text("metric", "sqnr",
            "sqnr: SQNR (dB) of the raw head outputs vs fp32 on the calibration batches (fast); map: "
            "mAP50-95 on the whole split for each of the 2 x layers + 2 configurations (slow)",

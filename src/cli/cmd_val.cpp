@@ -70,6 +70,9 @@ void run_val(const Config& cfg) {
                      "onnxruntime-node in tools/ort/node_modules: run scripts/setup",
                      why);
       const auto oi = deploy::read_onnx_info(weights);
+      if (oi.qdq)
+        deploy::check_exact(weights, oi.target, oi.pair_bound, "onnxruntime", cpu_hardware(),
+                            cfg.get_bool("allow_inexact"));
       YQ_CHECK_USAGE(oi.nc == int64_t(info.nc), "{} has {} classes but {} has {}", weights, oi.nc,
                      info.yaml.string(), info.nc);
       YQ_CHECK_USAGE(
@@ -102,7 +105,7 @@ void run_val(const Config& cfg) {
       extra["ort_version"] = session->ort_version();
     } else {
       // Any model file: fp32, PTQ / QAT (fake quantization, ranges fixed), int8, a fp32 .onnx (imported).
-      im = deploy::load_inference_model(weights);
+      im = deploy::load_inference_model(weights, {cfg.get_bool("allow_inexact")});
       YQ_CHECK_USAGE(im.nc == info.nc, "{} has {} classes but {} has {}", weights, im.nc, info.yaml.string(),
                      info.nc);
       log::info("evaluating {} ({} model{})", weights, im.kind, rect ? "" : ", square letterbox rect=false");
@@ -169,6 +172,7 @@ Command val_command() {
     s.flag("save_json", false, "write predictions.json (image_id, category_id, bbox [x, y, w, h], score)");
     s.flag("plots", true, "write confusion_matrix.png and pr_curve.png");
     add_output_keys(s, "val");
+    add_inexact_key(s);
     add_runtime_keys(s);
   };
   c.run = run_val;

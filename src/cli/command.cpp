@@ -36,6 +36,52 @@ void add_output_keys(Schema& s, const std::string& default_name) {
   s.flag("exist_ok", false, "reuse an existing run name instead of numbering a new one");
 }
 
+void add_target_key(Schema& s) {
+  std::vector<std::string> names = {""};
+  for (quant::Target t : quant::all_targets()) names.push_back(quant::target_name(t));
+  s.text("target", "",
+         "deployment target: x86 (every x86-64 CPU: 7-bit activations), x86-vnni (VNNI/AMX CPUs only: full "
+         "8-bit), arm (QNNPACK), tensorrt (symmetric int8); \"\" = the qconfig's own, else x86",
+         names);
+}
+
+void add_inexact_key(Schema& s) {
+  s.flag("allow_inexact", false,
+         "run an int8 model (or QDQ export) even where its target is not exact on this CPU (`yoloqat info` "
+         "lists the exact targets)");
+}
+
+quant::QConfigMapping load_qconfig(const Config& cfg) {
+  quant::QConfigMapping m = quant::QConfigMapping::load(cfg.get_str("qconfig"));
+  const std::string asked = cfg.get_str("target");
+  if (!asked.empty()) {
+    const quant::Target t = quant::parse_target(asked);
+    if (m.target() && *m.target() != t)
+      log::info("target={} replaces the target {} of qconfig {}", asked, quant::target_name(*m.target()),
+                m.origin());
+    m.set_target(t);
+  } else if (!m.target()) {
+    m.set_target(quant::Target::kX86);
+  }
+  log::info("deployment target {}: {}", quant::target_name(*m.target()), quant::target_summary(*m.target()));
+  return m;
+}
+
+void check_checkpoint_qconfig(const Config& cfg, const quant::QConfigMapping& m, const std::string& weights) {
+  const std::string asked = cfg.get_str("target");
+  const std::string has = m.target() ? quant::target_name(*m.target()) : "";
+  YQ_CHECK_USAGE(asked.empty() || asked == has,
+                 "{} was quantized for target {}; target={} needs a new quantization: start from the fp32 "
+                 "checkpoint",
+                 weights, has.empty() ? "(none recorded)" : has, asked);
+  if (!cfg.is_set("qconfig")) return;
+  const quant::QConfigMapping wanted = load_qconfig(cfg);
+  YQ_CHECK_USAGE(wanted.to_yaml() == m.to_yaml(),
+                 "{} was quantized with another qconfig than qconfig={}; leave qconfig out to use the "
+                 "checkpoint's, or start from the fp32 checkpoint",
+                 weights, cfg.get_str("qconfig"));
+}
+
 Config resolve_config(const Command& cmd, const std::string& config_file,
                       const std::vector<std::string>& args) {
   Schema schema;

@@ -8,6 +8,7 @@
 
 #include "core/config.h"
 #include "core/fs.h"
+#include "quant/qconfig.h"
 
 namespace yq::cli {
 
@@ -26,6 +27,17 @@ const Command* find_command(const std::string& name);
 void add_runtime_keys(Schema& s);
 // Keys every command that writes has: project, name, exist_ok.
 void add_output_keys(Schema& s, const std::string& default_name);
+
+// target= of the commands that quantize (calibrate, qat, sensitivity): the deployment target.
+void add_target_key(Schema& s);
+// allow_inexact= of the commands that run int8 models (convert, val, predict, benchmark, compare, demo).
+void add_inexact_key(Schema& s);
+// The qconfig that qconfig= names, made for target= (when given), else for its own `target:`, else for
+// x86 (the CPU default: exact on every x86-64). Logs the target.
+quant::QConfigMapping load_qconfig(const Config& cfg);
+// A quantized checkpoint's qconfig `m` against qconfig= and target= (when given): another qconfig or
+// another target is a UsageError naming `weights`.
+void check_checkpoint_qconfig(const Config& cfg, const quant::QConfigMapping& m, const std::string& weights);
 
 // Builds the command's config: base.yaml, its own config, `config_file` (may be empty), `args`.
 Config resolve_config(const Command& cmd, const std::string& config_file,

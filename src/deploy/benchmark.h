@@ -53,8 +53,9 @@ struct BenchmarkOptions {
   int batch = 1;    // images per forward pass
   int threads = 1;  // LibTorch and OpenCV threads (set by benchmark_detector)
   TimingOptions timing;
-  fs::path source;       // image to letterbox; empty = a synthetic 1280 x 720 image (fixed seed)
-  eval::NmsOptions nms;  // post-process (conf 0.25, iou 0.7 as predict)
+  fs::path source;             // image to letterbox; empty = a synthetic 1280 x 720 image (fixed seed)
+  eval::NmsOptions nms;        // post-process (conf 0.25, iou 0.7 as predict)
+  bool allow_inexact = false;  // run int8 models whose target is not exact on this CPU (runtime.h)
 };
 
 struct BenchmarkResult {

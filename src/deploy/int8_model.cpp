@@ -490,6 +490,25 @@ const nlohmann::json& Int8Model::meta() const {
   return g_->meta;
 }
 
+int64_t Int8Model::pair_bound() const {
+  int64_t a_max = g_->params.input ? g_->params.input->qmax : 0, w_max = 0;
+  for (const auto& [name, gj] : g_->params.junctions)
+    if (gj) a_max = std::max(a_max, gj->qmax);
+  for (const auto& [name, c] : g_->params.convs) {
+    if (c.silu && c.out) a_max = std::max(a_max, c.out->qmax);  // the head's outputs are dequantized
+    if (c.scale.defined()) w_max = std::max(w_max, c.weight.to(at::kShort).abs().max().item<int64_t>());
+  }
+  return quant::pair_bound(a_max, w_max);
+}
+
+std::string Int8Model::target() const {
+  return g_->meta.value("target", std::string());
+}
+
+quant::Exactness Int8Model::exactness(const CpuFeatures& cpu) const {
+  return quant::int8_exactness(pair_bound(), cpu, g_->engine);
+}
+
 int64_t Int8Model::weight_bytes() const {
   int64_t n = 0;
   for (const auto& [name, c] : g_->params.convs)

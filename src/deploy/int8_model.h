@@ -29,8 +29,10 @@
 #include <string>
 #include <vector>
 
+#include "core/cpu.h"
 #include "core/fs.h"
 #include "model/yolov8.h"
+#include "quant/target.h"
 
 namespace yq::deploy {
 
@@ -85,6 +87,13 @@ class Int8Model {
   std::vector<Int8LayerReport> report() const;
   // Bytes of the stored weights, scales and biases.
   int64_t weight_bytes() const;
+  // 2 x a_max x |w_max| over the int8 convs (quant/target.h): a_max the highest code of the grids convs
+  // read (the image, SiLU outputs, adds and concats), w_max the largest |stored weight code|.
+  int64_t pair_bound() const;
+  // The deployment target recorded at convert ("" for files of before targets).
+  std::string target() const;
+  // Whether the int8 convs compute exactly on `cpu` with this model's engine.
+  quant::Exactness exactness(const CpuFeatures& cpu) const;
   // Free-form provenance stored in the file (source checkpoint, kind); convert() leaves it empty.
   nlohmann::json& meta();
   const nlohmann::json& meta() const;

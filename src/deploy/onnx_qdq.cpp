@@ -151,6 +151,7 @@ class QdqHooks : public OnnxTensorHooks {
     float scale = 1;
     int64_t zero_point = 0;
     bool is_signed = false;
+    int64_t qmin = 0, qmax = 255;  // the scheme's code range (Clip before QuantizeLinear when narrower)
   };
 
   std::string quantizer_name(quant::FakeQuantizeImpl* fq) const {
@@ -168,19 +169,20 @@ class QdqHooks : public OnnxTensorHooks {
                    "{}: activation quantizer is per-channel ({}); QDQ export needs per-tensor ones", name,
                    sch.to_string());
     const quant::QParams qp = fq->qparams();
-    Act a{qp.scale.item<float>(), qp.zero_point.item<int64_t>(), sch.is_signed};
+    Act a{qp.scale.item<float>(), qp.zero_point.item<int64_t>(), sch.is_signed, sch.quant_min(),
+          sch.quant_max()};
     if (trt_) {
       const bool already = sch.is_signed && a.zero_point == 0 && sch.quant_max() == 127;
       if (!already) {
         const float s = symmetric_int8_scale(a.scale, a.zero_point, sch.quant_min(), sch.quant_max());
         log::debug("tensorrt: {} {} scale {:.6g} zero point {} -> symmetric int8 scale {:.6g}", name,
                    sch.to_string(), a.scale, a.zero_point, s);
-        a = Act{s, 0, true};
+        a = Act{s, 0, true, -127, 127};
         ++stats_.made_symmetric;
       }
+      a.qmin = -128;  // TensorRT's own rule: no Clip
     } else if (sch.bits != 8 || sch.narrow_range) {
-      log::warn("onnx-qdq: {} uses {}; QuantizeLinear clamps to the whole 8-bit range instead", name,
-                sch.to_string());
+      log::debug("onnx-qdq: {} uses {}: Clip to its range before QuantizeLinear", name, sch.to_string());
     }
     acts_[fq] = a;
     return a;
@@ -200,7 +202,21 @@ class QdqHooks : public OnnxTensorHooks {
                             a.is_signed ? torch::tensor(int8_t(a.zero_point), torch::kInt8).reshape({})
                                         : torch::tensor(uint8_t(a.zero_point), torch::kUInt8).reshape({}));
     }
-    const std::string q = g.op("QuantizeLinear", {x, params.first, params.second}, x + ".quantize");
+    // A range narrower than the 8-bit type (x86's 7-bit activations, narrow range): QuantizeLinear
+    // saturates only at the type's ends, so a Clip to [s (qmin - zp), s (qmax - zp)] comes first; it
+    // gives the same codes as fake quant's clamp.
+    const int64_t type_min = a.is_signed ? -128 : 0, type_max = a.is_signed ? 127 : 255;
+    std::string in = x;
+    if (a.qmin > type_min || a.qmax < type_max) {
+      auto& clip = clips_[fq];
+      if (clip.first.empty()) {
+        clip.first = g.add_floats(base + ".clip_min", {float(a.qmin - a.zero_point) * a.scale}, {});
+        clip.second = g.add_floats(base + ".clip_max", {float(a.qmax - a.zero_point) * a.scale}, {});
+      }
+      in = g.op("Clip", {x, clip.first, clip.second}, x + ".clip");
+      ++stats_.clips;
+    }
+    const std::string q = g.op("QuantizeLinear", {in, params.first, params.second}, x + ".quantize");
     const std::string dq = g.op("DequantizeLinear", {q, params.first, params.second}, x + ".dequantize");
     ++stats_.qdq_pairs;
     owner_[dq] = fq;
@@ -222,6 +238,7 @@ class QdqHooks : public OnnxTensorHooks {
   std::map<std::pair<std::string, quant::FakeQuantizeImpl*>, std::string> cache_;
   std::unordered_map<const quant::FakeQuantizeImpl*, Act> acts_;
   std::unordered_map<const quant::FakeQuantizeImpl*, std::pair<std::string, std::string>> params_;
+  std::unordered_map<const quant::FakeQuantizeImpl*, std::pair<std::string, std::string>> clips_;
 };
 
 }  // namespace
@@ -237,9 +254,18 @@ onnx::ModelProto build_qdq_model(model::YoloV8Impl& m, const QdqExportOptions& o
                  o.onnx.opset);
   QdqHooks hooks(m, o);
   onnx::ModelProto model = build_onnx_model(m, o.onnx, hooks);
-  auto* meta = model.add_metadata_props();
-  meta->set_key("quantization");
-  meta->set_value(format);
+  auto add_meta = [&](const std::string& key, const std::string& value) {
+    auto* meta = model.add_metadata_props();
+    meta->set_key(key);
+    meta->set_value(value);
+  };
+  add_meta("quantization", format);
+  // What decides exactness on CPUs without VNNI (quant/target.h; read back by read_onnx_info).
+  if (!o.target.empty()) add_meta("quantization_target", o.target);
+  const int64_t bound = o.flavour == QdqFlavour::kTensorRt
+                            ? quant::target_pair_bound(quant::Target::kTensorRT)
+                            : quant::int8_pair_bound(m);
+  add_meta("int8_pair_bound", std::to_string(bound));
   auto& s = hooks.stats();
   if (s.made_symmetric > 0)
     log::info(

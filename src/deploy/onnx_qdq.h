@@ -51,12 +51,16 @@ struct QdqExportOptions {
   bool concat_input_qdq = true;
   bool passthrough_qdq = true;
   bool int32_bias = false;
+  // The deployment target of the quantized model (quant/target.h), written to the metadata
+  // ("quantization_target") beside "int8_pair_bound"; "" = none recorded.
+  std::string target;
 };
 
 struct QdqExportResult {
   OnnxExportResult onnx;          // bytes, nodes, initializers, anchors
   int64_t qdq_pairs = 0;          // activation QuantizeLinear -> DequantizeLinear pairs
   int64_t quantizer_pairs = 0;    // of which one per model quantizer place (the rest: exact extras)
+  int64_t clips = 0;              // Clip nodes before QuantizeLinear (ranges narrower than 8 bits)
   int64_t weight_dq = 0;          // int8 weights read through DequantizeLinear
   int64_t bias_dq = 0;            // int32 biases read through DequantizeLinear
   int64_t int8_weight_bytes = 0;  // bytes of the int8 weight initializers

@@ -159,6 +159,18 @@ OnnxModelInfo read_onnx_info(const fs::path& model) {
         info.qdq = true;
         break;
       }
+    if (meta.count("quantization_target")) info.target = meta["quantization_target"];
+    if (info.qdq) {
+      info.pair_bound = 2 * 255 * 128;
+      if (meta.count("int8_pair_bound")) {
+        try {
+          info.pair_bound = std::stoll(meta["int8_pair_bound"]);
+        } catch (const std::exception&) {
+          throw Error(
+              fmt::format("metadata int8_pair_bound='{}' is not an integer", meta["int8_pair_bound"]));
+        }
+      }
+    }
     return info;
   });
 }

@@ -40,6 +40,10 @@ struct OnnxModelInfo {
   int64_t stride = 32;             // largest stride (metadata), 32 when absent
   std::vector<std::string> names;  // class names of the metadata (may be empty)
   bool qdq = false;                // the graph holds QuantizeLinear / DequantizeLinear nodes
+  std::string target;              // quantization_target metadata (quant/target.h); "" when absent
+  // int8_pair_bound metadata; for a QDQ graph without it (another tool's export) the full-range bound
+  // 2 x 255 x 128, so that it is exact only where ONNX Runtime has VNNI. 0 for float graphs.
+  int64_t pair_bound = 0;
   bool dynamic_batch() const { return batch == 0; }
 };
 

@@ -1,6 +1,7 @@
 #include "deploy/runtime.h"
 
 #include "core/error.h"
+#include "core/log.h"
 #include "deploy/int8_model.h"
 #include "model/checkpoint.h"
 #include "quant/fusion.h"
@@ -9,7 +10,19 @@
 
 namespace yq::deploy {
 
-InferenceModel load_inference_model(const fs::path& path) {
+void check_exact(const std::string& file, const std::string& target, int64_t bound, const std::string& engine,
+                 const CpuFeatures& cpu, bool allow_inexact) {
+  const quant::Exactness e = quant::int8_exactness(bound, cpu, engine);
+  if (e.exact) {
+    log::debug("{}: exact here: {}", file, e.why);
+    return;
+  }
+  const std::string msg = quant::inexact_message(file, target, e);
+  YQ_CHECK_USAGE(allow_inexact, "{}", msg);
+  log::warn("allow_inexact=true: {}", msg);
+}
+
+InferenceModel load_inference_model(const fs::path& path, const LoadOptions& options) {
   YQ_CHECK_USAGE(fs::is_regular_file(path), "weights={}: no such file", path.string());
   InferenceModel im;
   im.file = path;
@@ -17,12 +30,15 @@ InferenceModel load_inference_model(const fs::path& path) {
   if (Int8Model::is_int8_file(path)) {
     // A converted int8 model (yoloqat convert): quantized kernels, no training code.
     auto net = std::make_shared<Int8Model>(Int8Model::load(path));
+    check_exact(path.string(), net->target(), net->pair_bound(), net->engine(), cpu_onednn(),
+                options.allow_inexact);
     im.kind = "int8";
     im.nc = net->nc();
     im.names = net->names();
     im.max_stride = net->strides().empty() ? 32 : net->strides().back();
     im.meta = net->meta();
     im.meta["engine"] = net->engine();
+    im.meta["pair_bound"] = net->pair_bound();
     im.holder = net;
     im.detector.forward = [net](const torch::Tensor& x) { return net->forward(x); };
     im.detector.raw = [net](const torch::Tensor& x) { return net->forward_raw(x); };

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cpu.h"
 #include "core/fs.h"
 #include "eval/validator.h"
 
@@ -31,8 +32,20 @@ struct InferenceModel {
   std::shared_ptr<void> holder;  // the model object behind `detector`
 };
 
+struct LoadOptions {
+  // An int8 model that is not exact on this CPU (quant/target.h: its target needs VNNI and oneDNN has
+  // none here) is refused with a UsageError naming the CPU feature and the target; true runs it anyway
+  // (with a warning).
+  bool allow_inexact = false;
+};
+
 // Reads `path` and readies it for inference (eval mode, observers off for quantized checkpoints).
 // Errors name the file and say what kind of file was expected.
-InferenceModel load_inference_model(const fs::path& path);
+InferenceModel load_inference_model(const fs::path& path, const LoadOptions& options = {});
+
+// Checks an int8 model with pair bound `bound` (quant/target.h) run by `engine` on `cpu`: returns quietly
+// when it is exact, warns when not and `allow_inexact`, else throws UsageError (quant::inexact_message).
+void check_exact(const std::string& file, const std::string& target, int64_t bound, const std::string& engine,
+                 const CpuFeatures& cpu, bool allow_inexact);
 
 }  // namespace yq::deploy

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "model/yolov8.h"
 #include "quant/fusion.h"
@@ -83,6 +85,14 @@ PrepareReport prepare(model::YoloV8Impl& model, const QConfigMapping& mapping) {
   std::vector<std::string> names;
   for (const auto& s : sites) names.push_back(s.name);
   mapping.validate(names);
+  // The specs as the mapping's target runs them (unchanged without a target).
+  const std::optional<Target> target = mapping.target();
+  auto wspec = [&](const QuantSpec& s, const std::string& layer) {
+    return target ? target_weight_spec(s, *target, layer + " weight") : s;
+  };
+  auto aspec = [&](const QuantSpec& s, const std::string& layer, bool feeds_conv) {
+    return target ? target_activation_spec(s, *target, feeds_conv, layer + " activation") : s;
+  };
 
   PrepareReport rep;
   for (const Site& s : sites) {
@@ -97,31 +107,32 @@ PrepareReport prepare(model::YoloV8Impl& model, const QConfigMapping& mapping) {
             torch::NoGradGuard no_grad;
             folded = fold_conv_bn(c.conv->weight, {}, *c.bn).weight;
           }
-          c.weight_fq = c.register_module("weight_fq", make_weight_fq(*qc->weight, folded, s.name));
-          pl.weight = qc->weight;
+          pl.weight = wspec(*qc->weight, s.name);
+          c.weight_fq = c.register_module("weight_fq", make_weight_fq(*pl.weight, folded, s.name));
         }
         if (qc->activation) {
-          c.pre_fq = c.register_module("pre_fq", FakeQuantize(*qc->activation));
-          c.act_fq = c.register_module("act_fq", FakeQuantize(*qc->activation));
-          pl.activation = qc->activation;
+          // pre_fq feeds only the SiLU (table); act_fq feeds the next convs.
+          c.pre_fq = c.register_module("pre_fq", FakeQuantize(aspec(*qc->activation, s.name, false)));
+          pl.activation = aspec(*qc->activation, s.name, true);
+          c.act_fq = c.register_module("act_fq", FakeQuantize(*pl.activation));
         }
         if (pl.weight || pl.activation) c.mode = model::ConvMode::kQat;
         YQ_CHECK(c.mode != model::ConvMode::kFused, "prepare: {} is in fused mode", s.name);
       } else if (s.head) {
         if (qc->weight) {
+          pl.weight = wspec(*qc->weight, s.name);
           *s.head_wfq =
-              s.head->register_module("weight_fq", make_weight_fq(*qc->weight, s.head->weight, s.name));
-          pl.weight = qc->weight;
+              s.head->register_module("weight_fq", make_weight_fq(*pl.weight, s.head->weight, s.name));
         }
-        if (qc->activation) {
-          *s.head_afq = s.head->register_module("act_fq", FakeQuantize(*qc->activation));
-          pl.activation = qc->activation;
+        if (qc->activation) {  // dequantized for the float DFL / decode: no conv reads it
+          pl.activation = aspec(*qc->activation, s.name, false);
+          *s.head_afq = s.head->register_module("act_fq", FakeQuantize(*pl.activation));
         }
       } else if (qc->activation) {
-        FakeQuantize fq = s.junction->register_module("out_fq", FakeQuantize(*qc->activation));
+        pl.activation = aspec(*qc->activation, s.name, true);
+        FakeQuantize fq = s.junction->register_module("out_fq", FakeQuantize(*pl.activation));
         if (auto* a = s.junction->as<model::AddImpl>()) a->out_fq = fq;
         if (auto* c = s.junction->as<model::ConcatImpl>()) c->out_fq = fq;
-        pl.activation = qc->activation;
       }
     }
     rep.weight_quantizers += pl.weight ? 1 : 0;
@@ -133,7 +144,7 @@ PrepareReport prepare(model::YoloV8Impl& model, const QConfigMapping& mapping) {
   // The image: [0, 1] onto the whole integer range of the first layer's activation scheme.
   const auto first = sites.empty() ? std::nullopt : mapping.qconfig_for(sites.front().name);
   if (first && first->activation) {
-    QuantSpec spec = *first->activation;
+    QuantSpec spec = aspec(*first->activation, "input", true);
     spec.scheme.per_channel = false;
     spec.scheme.axis = 0;
     spec.learnable = false;
@@ -148,6 +159,30 @@ PrepareReport prepare(model::YoloV8Impl& model, const QConfigMapping& mapping) {
     rep.layers.insert(rep.layers.begin(), PreparedLayer{"input", "input", std::nullopt, spec});
   }
   return rep;
+}
+
+int64_t int8_pair_bound(model::YoloV8Impl& model) {
+  int64_t a_max = 0, w_max = 0;
+  // Highest code in the uint8 domain the int8 runtimes use (signed grids shifted by 128).
+  auto act = [&](FakeQuantize& fq) {
+    if (fq.is_empty()) return;
+    const QScheme& q = fq->scheme();
+    a_max = std::max(a_max, q.quant_max() + (q.is_signed ? 128 : 0));
+  };
+  auto weight = [&](FakeQuantize& fq) {
+    if (fq.is_empty()) return;
+    const QScheme& q = fq->scheme();
+    w_max =
+        std::max(w_max, q.symmetric && q.is_signed ? std::max(-q.quant_min(), q.quant_max()) : int64_t(128));
+  };
+  for (const Site& s : find_sites(model)) {
+    if (s.conv) weight(s.conv->weight_fq), act(s.conv->act_fq);
+    if (s.head) weight(*s.head_wfq);
+    if (auto* a = s.junction ? s.junction->as<model::AddImpl>() : nullptr) act(a->out_fq);
+    if (auto* c = s.junction ? s.junction->as<model::ConcatImpl>() : nullptr) act(c->out_fq);
+  }
+  act(model.input_fq);
+  return pair_bound(a_max, w_max);
 }
 
 std::vector<std::pair<std::string, FakeQuantize>> named_quantizers(model::YoloV8Impl& model) {

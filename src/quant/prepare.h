@@ -13,7 +13,11 @@
 //             the inputs ("<layer>.out_fq.*")
 // Split, max-pool and upsample pass their input's qparams through. The image gets the fixed quantizer
 // "input_fq" when the first layer's qconfig has an activation spec: with its scheme, [0, 1] maps onto
-// the whole integer range (uint8 affine: scale 1/255, zero point 0). DFL and decoding stay float.
+// the whole integer range (uint8 affine: scale 1/255, zero point 0; target x86: 7 bits, scale 1/127).
+// DFL and decoding stay float.
+// With a target (QConfigMapping::target), every spec is first made what the target runs
+// (target_activation_spec / target_weight_spec): on x86 the tensors convs read get 7-bit grids while
+// pre_fq and the head's outputs keep the spec's bits.
 // A layer whose qconfig is None stays float; a weight or activation spec of null leaves that tensor float.
 //
 // After prepare every quantizer has its observer and fake quant on (QAT); weight quantizers have
@@ -54,6 +58,12 @@ std::vector<std::string> quantizable_layers(model::YoloV8Impl& model);
 PrepareReport prepare(model::YoloV8Impl& model, const QConfigMapping& mapping);
 
 bool is_prepared(model::YoloV8Impl& model);
+
+// The largest pair sum 2 x a_max x |w_max| that an int8 conv of this prepared model can form
+// (quant/target.h): a_max the highest code of any quantizer whose tensor an int8 conv reads (act_fq, add /
+// concat outputs, the image; signed grids counted in the uint8 domain, +128), w_max the largest |weight code|
+// of its schemes.
+int64_t int8_pair_bound(model::YoloV8Impl& model);
 
 // Every quantizer with its full name ("model.0.act_fq", "input_fq"), in module order.
 std::vector<std::pair<std::string, FakeQuantize>> named_quantizers(model::YoloV8Impl& model);

@@ -39,6 +39,59 @@ bool QuantSpec::operator==(const QuantSpec& o) const {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// Targets
+
+QuantSpec target_activation_spec(const QuantSpec& spec, Target target, bool feeds_conv,
+                                 const std::string& where) {
+  QuantSpec s = spec;
+  const std::string t = target_name(target);
+  if (target == Target::kTensorRT) {
+    YQ_CHECK_USAGE(s.scheme.bits == 8, "{}: target tensorrt runs 8-bit activations only, found {} bits",
+                   where, s.scheme.bits);
+    s.scheme.is_signed = true, s.scheme.symmetric = true, s.scheme.narrow_range = true;
+    return s;
+  }
+  YQ_CHECK_USAGE(
+      !s.scheme.is_signed,
+      "{}: target {} runs unsigned (uint8) activations, found {}; signed symmetric activations are "
+      "target=tensorrt",
+      where, t, s.scheme.to_string());
+  if (target == Target::kX86 && feeds_conv) s.scheme.bits = std::min(s.scheme.bits, 7);
+  return s;
+}
+
+QuantSpec target_weight_spec(const QuantSpec& spec, Target target, const std::string& where) {
+  QuantSpec s = spec;
+  if (target == Target::kTensorRT) {
+    YQ_CHECK_USAGE(s.scheme.symmetric && s.scheme.is_signed,
+                   "{}: target tensorrt needs signed symmetric weights (zero point 0), found {}", where,
+                   s.scheme.to_string());
+    s.scheme.narrow_range = true;
+  } else if (target == Target::kArm && s.scheme.symmetric && s.scheme.is_signed) {
+    s.scheme.narrow_range = true;
+  }
+  return s;
+}
+
+QConfigMapping& QConfigMapping::set_target(std::optional<Target> target) {
+  if (target) {
+    const std::string where = origin_.empty() ? "qconfig" : origin_;
+    auto check = [&](const QConfig& qc, const std::string& what) {
+      if (qc.weight) target_weight_spec(*qc.weight, *target, where + ": " + what + " weight");
+      if (qc.activation)
+        target_activation_spec(*qc.activation, *target, true, where + ": " + what + " activation");
+    };
+    check(default_, "default");
+    for (const auto& r : rules_)
+      if (r.qconfig)
+        check(*r.qconfig,
+              fmt::format("override '{}'{}", r.pattern, r.line ? fmt::format(" (line {})", r.line) : ""));
+  }
+  target_ = target;
+  return *this;
+}
+
+// ---------------------------------------------------------------------------------------------------
 // Globs and the mapping
 
 bool glob_match(const std::string& pattern, const std::string& name) {
@@ -243,7 +296,7 @@ QConfigMapping QConfigMapping::from_yaml(const std::string& text, const std::str
   if (!root.IsMap())
     throw UsageError(
         fmt::format("{}: a qconfig must be a YAML mapping with 'weight' and 'activation' keys", origin));
-  rd.check_keys(root, {"name", "description", "weight", "activation", "overrides"}, "the qconfig");
+  rd.check_keys(root, {"name", "description", "target", "weight", "activation", "overrides"}, "the qconfig");
   QConfigMapping m;
   m.origin_ = origin;
   if (root["name"]) m.name_ = rd.get<std::string>(root["name"], "name", "a string");
@@ -255,8 +308,7 @@ QConfigMapping QConfigMapping::from_yaml(const std::string& text, const std::str
   m.default_.weight = rd.optional_spec(root["weight"], std::nullopt, "weight");
   m.default_.activation = rd.optional_spec(root["activation"], std::nullopt, "activation");
 
-  if (const YAML::Node overrides = root["overrides"]) {
-    if (overrides.IsNull()) return m;
+  if (const YAML::Node overrides = root["overrides"]; overrides && !overrides.IsNull()) {
     if (!overrides.IsSequence()) rd.fail(overrides, "'overrides' must be a list");
     for (const auto& entry : overrides) {
       rd.check_keys(entry, {"pattern", "float", "weight", "activation"}, "an override");
@@ -287,6 +339,14 @@ QConfigMapping QConfigMapping::from_yaml(const std::string& text, const std::str
       for (auto& p : patterns) m.add_rule(std::move(p), qc, pat.Mark().line + 1);
     }
   }
+  if (const YAML::Node t = root["target"]; t && !t.IsNull()) {
+    const std::string name = rd.get<std::string>(t, "target", "a target name");
+    try {
+      m.set_target(parse_target(name));
+    } catch (const UsageError& e) {
+      rd.fail(t, e.what());
+    }
+  }
   return m;
 }
 
@@ -309,6 +369,7 @@ std::string QConfigMapping::to_yaml() const {
   out << YAML::BeginMap;
   if (!name_.empty()) out << YAML::Key << "name" << YAML::Value << name_;
   if (!description_.empty()) out << YAML::Key << "description" << YAML::Value << description_;
+  if (target_) out << YAML::Key << "target" << YAML::Value << target_name(*target_);
   emit_optional_spec(out, "weight", default_.weight);
   emit_optional_spec(out, "activation", default_.activation);
   if (!rules_.empty()) {

@@ -14,6 +14,7 @@
 // The YAML format (configs/quantization.yaml documents it in its comments):
 //   weight: {observer: moving_average_per_channel_minmax, bits: 8, symmetric: true, per_channel: true,
 //   signed: true} activation: {observer: moving_average_minmax, bits: 8, symmetric: false, signed: false}
+//   target: x86                      # deployment target (quant/target.h); absent = none recorded
 //   overrides:
 //     - pattern: [model.22.cv2.*.2, model.22.cv3.*.2]
 //       float: true                  # keep these layers float
@@ -27,6 +28,7 @@
 #include <vector>
 
 #include "quant/scheme.h"
+#include "quant/target.h"
 
 namespace yq::quant {
 
@@ -58,6 +60,17 @@ struct QConfig {
   bool operator!=(const QConfig& o) const { return !(*this == o); }
 };
 
+// The spec a quantizer gets on `target` (quant/target.h). `feeds_conv`: the quantized tensor is read by
+// an int8 conv (a conv's output after SiLU, a residual add or concat output, the image), so on x86 its
+// codes must stay in [0, 127]; a conv's pre-SiLU output (read only by the SiLU table) and the head's final
+// outputs (dequantized for the float DFL) keep their bits. Throws UsageError naming `where` for a spec
+// the target cannot run (signed activations on a CPU target, other than 8-bit activations on TensorRT).
+QuantSpec target_activation_spec(const QuantSpec& spec, Target target, bool feeds_conv,
+                                 const std::string& where);
+// Weights on `target`: symmetric int8 with zero point 0 on every target; narrow range [-127, 127] on arm
+// and tensorrt. Throws UsageError for an asymmetric or unsigned weight spec.
+QuantSpec target_weight_spec(const QuantSpec& spec, Target target, const std::string& where);
+
 struct QConfigRule {
   std::string pattern;             // glob over layer names
   std::optional<QConfig> qconfig;  // nullopt: keep the layer float
@@ -88,6 +101,12 @@ class QConfigMapping {
   const std::string& origin() const { return origin_; }
   const std::string& name() const { return name_; }
   const std::string& description() const { return description_; }
+  // The deployment target the quantizers are made for (nullopt: none recorded, as in checkpoints written
+  // before targets existed; prepare() then uses the specs as they are).
+  const std::optional<Target>& target() const { return target_; }
+  // Sets the target after checking that every spec of the mapping can run on it (UsageError naming the
+  // spec otherwise). The specs themselves stay as written; prepare() applies the target per quantizer.
+  QConfigMapping& set_target(std::optional<Target> target);
 
   // YAML in the format above; from_yaml(to_yaml()) gives an equal mapping (for checkpoints).
   std::string to_yaml() const;
@@ -103,6 +122,7 @@ class QConfigMapping {
   std::string origin_;
   std::string name_;
   std::string description_;
+  std::optional<Target> target_;
 };
 
 }  // namespace yq::quant

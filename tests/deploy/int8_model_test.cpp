@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "core/cpu.h"
 #include "core/error.h"
 #include "deploy/int8_model.h"
 #include "deploy/runtime.h"
@@ -67,6 +68,8 @@ TEST(Int8Model, MatchesFakeQuantTensorRTProfile) {
   at::set_num_threads(1);
   auto m = calibrated(quant::QConfigMapping::load("experiments/exp1_symmetric_quant.yaml"));
   Int8Model q = convert(*m);
+  // Symmetric int8 activations cover codes 1..255 in our uint8 domain: exact with VNNI only.
+  if (const auto e = q.exactness(cpu_onednn()); !e.exact) GTEST_SKIP() << "not exact here: " << e.why;
   const double db = model_sqnr(m, q, images(2, 64, 12));
   std::cout << "int8 vs fake quant (int8 symmetric activations), raw outputs: SQNR " << db << " dB\n";
   EXPECT_GT(db, kMinSqnrDb);
@@ -170,6 +173,50 @@ TEST(Int8Model, RuntimeLoadsInt8Files) {
   EXPECT_EQ(im.file_bytes, int64_t(fs::file_size(p)));
   const auto x = images(1, 64, 16);
   EXPECT_TRUE(torch::equal(im.detector.forward(x), q.forward(x)));
+}
+
+// The pair bound of each target's int8 model, and the runtime's refusal where it is not exact: target
+// x86 loads on every CPU (and ISA cap); x86-vnni loads where oneDNN has VNNI, else is refused with a line
+// naming the file, the target and the CPU feature, unless allow_inexact.
+TEST(RuntimeExact, TargetsAndRefusals) {
+  at::set_num_threads(1);
+  TempDir dir("int8exact");
+  for (const std::string target : {"x86", "x86-vnni"}) {
+    SCOPED_TRACE(target);
+    auto mapping = quant::QConfigMapping::load("quantization.yaml");
+    mapping.set_target(quant::parse_target(target));
+    auto m = calibrated(mapping);
+    EXPECT_EQ(quant::int8_pair_bound(*m), target == "x86" ? 2 * 127 * 128 : 2 * 255 * 128);
+    Int8Model q = convert(*m);
+    q.meta()["target"] = target;
+    EXPECT_LE(q.pair_bound(), quant::int8_pair_bound(*m));  // stored codes are within the schemes' ranges
+    if (target == "x86") EXPECT_LE(q.pair_bound(), quant::kInt16Max);
+    if (target == "x86-vnni") EXPECT_GT(q.pair_bound(), quant::kInt16Max);
+    const fs::path p = dir / (target + ".int8");
+    q.save(p);
+    const auto e = quant::int8_exactness(q.pair_bound(), cpu_onednn(), "onednn");
+    std::cout << target << ": pair bound " << q.pair_bound() << ", " << (e.exact ? "exact" : "inexact")
+              << " here: " << e.why << "\n";
+    if (e.exact) {
+      EXPECT_EQ(load_inference_model(p).kind, "int8");
+      // Where it runs, it matches its fake-quant model.
+      EXPECT_GT(model_sqnr(m, q, images(2, 64, 13)), kMinSqnrDb);
+      continue;
+    }
+    EXPECT_EQ(target, "x86-vnni");
+    try {
+      load_inference_model(p);
+      ADD_FAILURE() << "an inexact model was loaded";
+    } catch (const UsageError& err) {
+      const std::string what = err.what();
+      for (const std::string& part : std::vector<std::string>{
+               p.string(), "target x86-vnni", "VNNI", "vpmaddubsw", "target=x86", "allow_inexact=true"})
+        EXPECT_NE(what.find(part), std::string::npos) << part << " not in: " << what;
+    }
+    EXPECT_EQ(load_inference_model(p, LoadOptions{true}).kind, "int8");
+  }
+  // QNNPACK accumulates in int32: a full-range model is exact on it everywhere.
+  EXPECT_TRUE(quant::int8_exactness(2 * 255 * 128, cpu_onednn(), "qnnpack").exact);
 }
 
 }  // namespace

@@ -159,23 +159,41 @@ TEST(QdqExport, OnePairPerQuantizerAndCheckerPasses) {
   auto n = op_counts(model);
   EXPECT_EQ(n["QuantizeLinear"], acts);
   EXPECT_EQ(n["DequantizeLinear"], acts + weights);
-  // The float tail is untouched: the fp32 graph's nodes plus exactly the Q/DQ nodes.
+  // Target x86: every quantizer of a tensor a conv reads is 7-bit [0, 127], so a Clip to its range
+  // precedes its QuantizeLinear (uint8 saturates at 255 only); pre_fq and the head's outputs keep 8 bits.
+  int64_t narrow = 0;
+  for (auto& [name, fq] : quant::named_quantizers(*m))
+    if (name.find("weight_fq") == std::string::npos && fq->scheme().quant_max() < 255) ++narrow;
+  EXPECT_GT(narrow, 10);
+  EXPECT_EQ(r.clips, narrow);
+  EXPECT_EQ(n["Clip"], narrow);
+  // The float tail is untouched: the fp32 graph's nodes plus exactly the Q/DQ (and Clip) nodes.
   const auto fp32 = build_onnx_model(*m, o.onnx);
   for (const auto& [op, count] : op_counts(fp32)) EXPECT_EQ(n[op], count) << op;
-  EXPECT_EQ(model.graph().node_size(), fp32.graph().node_size() + 2 * acts + weights);
+  EXPECT_EQ(model.graph().node_size(), fp32.graph().node_size() + 2 * acts + weights + narrow);
+  // The metadata records the target and the pair bound (2 x 127 x 128).
+  std::map<std::string, std::string> meta;
+  for (const auto& p : model.metadata_props()) meta[p.key()] = p.value();
+  EXPECT_EQ(meta["quantization_target"], "");  // build_qdq_model alone: the caller names the target
+  EXPECT_EQ(meta["int8_pair_bound"], "32512");
 
-  // Every activation Q/DQ is uint8 (the CPU profile); the image pair is 1/255, zero point 0.
+  // Every activation Q/DQ is uint8 (the CPU profile); the image pair is 1/127 (7 bits), zero point 0.
   const auto prod = producers(model);
+  int image_pairs = 0;
   for (const auto& node : model.graph().node()) {
     if (node.op_type() != "QuantizeLinear") continue;
     const auto* zp = initializer(model, node.input(2));
     ASSERT_NE(zp, nullptr);
     EXPECT_EQ(zp->data_type(), onnx::TensorProto::UINT8) << node.name();
-    if (node.input(0) == "images") {
-      EXPECT_FLOAT_EQ(to_tensor(*initializer(model, node.input(1))).item<float>(), 1.f / 255);
+    const std::string in = node.input(0);
+    if (in == "images" ||
+        (prod.count(in) && prod.at(in)->op_type() == "Clip" && prod.at(in)->input(0) == "images")) {
+      EXPECT_FLOAT_EQ(to_tensor(*initializer(model, node.input(1))).item<float>(), 1.f / 127);
       EXPECT_EQ(to_tensor(*zp).item<int>(), 0);
+      ++image_pairs;
     }
   }
+  EXPECT_EQ(image_pairs, 1);
   // Conv -> Q/DQ (pre) -> Sigmoid and Mul -> Q/DQ (act): each Sigmoid of a ConvBnAct reads a
   // DequantizeLinear.
   int sigmoids = 0;

@@ -64,9 +64,10 @@ TEST(Prepare, InstallsQuantizersAndKeepsFloatNames) {
   // Per-channel weight quantizers already hold one scale per output channel.
   EXPECT_EQ(m->named_buffers()["model.0.weight_fq.scale"].numel(),
             m->named_parameters()["model.0.conv.weight"].size(0));
-  // The image: uint8 affine, scale 1/255, zero point 0, fixed.
+  // The image: uint8 affine on target x86's 7-bit grid, scale 1/127, zero point 0, fixed (full range
+  // 1/255 on other targets: tests/quant/target_test.cpp).
   auto qp = m->input_fq->qparams();
-  EXPECT_FLOAT_EQ(qp.scale.item<float>(), float(1.0 / 255));
+  EXPECT_FLOAT_EQ(qp.scale.item<float>(), float(1.0 / 127));
   EXPECT_EQ(qp.zero_point.item<int64_t>(), 0);
   enable_observers(*m, true);
   EXPECT_FALSE(m->input_fq->observer_enabled());

@@ -79,8 +79,11 @@ TEST(Sensitivity, RankingRule) {
 }
 
 // The CPU profile with `two_bit` getting 2-bit weights.
+// The CPU profile with full 8-bit activations (target x86-vnni), so that "every other layer" means 8 bits
+// throughout, and one layer's weights in 2 bits.
 QConfigMapping with_two_bit_weights(const std::string& two_bit) {
   QConfigMapping m = QConfigMapping::load("quantization.yaml");
+  m.set_target(Target::kX86Vnni);
   QConfig q = *m.qconfig_for(two_bit);
   q.weight->scheme.bits = 2;
   m.add_rule(two_bit, q);
