@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "cli/command.h"
+#include "core/cpu.h"
 #include "core/error.h"
 #include "deploy/int8_model.h"
 #include "fixtures.h"
@@ -71,6 +72,62 @@ TEST(Int8Cli, ConvertThenVal) {
   }
   const auto mi = nlohmann::json::parse(read_text(dir / "reports/valint8/metrics.json"));
   EXPECT_EQ(mi["source"]["kind"], "int8");
+}
+
+// A full-range (target x86-vnni) PTQ checkpoint: convert and val run it where oneDNN has VNNI; elsewhere
+// (or under an ISA cap below VNNI: label isa) both refuse with the CPU feature named, unless
+// allow_inexact=true.
+TEST(Int8Cli, InexactTargetIsRefusedWhereItIsNotExact) {
+  TempDir dir("int8inexact");
+  const fs::path data = yq::testing::write_tiny_dataset(dir.path(), 2, 4, 2, 96, 64);
+  auto mapping = quant::QConfigMapping::load("quantization.yaml");
+  mapping.set_target(quant::Target::kX86Vnni);
+  auto m = quant::testing::tiny_model(5, 7);
+  quant::prepare(*m, mapping);
+  quant::enable_fake_quant(*m, false);
+  {
+    torch::NoGradGuard ng;
+    m->forward_raw(quant::testing::images(2, 64, 40));
+  }
+  quant::freeze_quantizers(*m);
+  quant::enable_fake_quant(*m, true);
+  const fs::path ptq = dir / "models/checkpoints/ptq/vnni/ptq.pt";
+  fs::create_directories(ptq.parent_path());
+  quant::save_quantized_checkpoint(ptq, m, nullptr, nullptr, nlohmann::json::object(), mapping, "ptq");
+  const std::string project = "project=" + dir.path().string();
+  const bool exact = quant::int8_exactness(quant::int8_pair_bound(*m), cpu_onednn(), "onednn").exact;
+  const fs::path out = dir / "models/int8/vnni.int8";
+  auto val = [&](const std::string& extra) {
+    cli::run_subcommand("val", {"data=" + data.string(), "weights=" + out.string(), project, "name=v",
+                                "imgsz=64", "batch=4", "workers=0", "plots=false", "threads=2", extra});
+  };
+  if (exact) {
+    cli::run_subcommand("convert", {"weights=" + ptq.string(), project, "threads=2", "data=" + data.string(),
+                                    "imgsz=64", "check_images=4"});
+    const auto summary = nlohmann::json::parse(read_text(dir / "models/int8/vnni.json"));
+    EXPECT_EQ(summary["target"], "x86-vnni");
+    EXPECT_EQ(summary["exact_here"], true);
+    EXPECT_EQ(summary["check"]["images"], 4);
+    // Bit-identical outputs are reported as "inf".
+    const auto& db = summary["check"]["sqnr_db"];
+    EXPECT_TRUE(db == "inf" || (db.is_number() && db.get<double>() > 30.0)) << summary["check"];
+    val("log=warn");
+    return;
+  }
+  try {
+    cli::run_subcommand("convert", {"weights=" + ptq.string(), project, "threads=2"});
+    ADD_FAILURE() << "convert wrote a model that is not exact here";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("no VNNI"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(out));
+  cli::run_subcommand("convert", {"weights=" + ptq.string(), project, "threads=2", "allow_inexact=true",
+                                  "data=" + data.string(), "imgsz=64", "check_images=4"});
+  const auto summary = nlohmann::json::parse(read_text(dir / "models/int8/vnni.json"));
+  EXPECT_EQ(summary["exact_here"], false);
+  std::cout << "inexact here: int8 vs fake quant SQNR " << summary["check"]["sqnr_db"] << " dB\n";
+  EXPECT_THROW(val("log=warn"), UsageError);
+  val("allow_inexact=true");
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "core/cpu.h"
 #include "core/error.h"
 #include "core/fs.h"
 
@@ -71,6 +72,15 @@ TEST(InfoCommand, PrintsAndWritesJson) {
   EXPECT_EQ(j["layers"][22]["from"], nlohmann::json({15, 18, 21}));
   EXPECT_GT(j["gflops"].get<double>(), 1.5);
   EXPECT_LT(j["gflops"].get<double>(), 2.5);
+  // The CPU's int8 features and, per deployment target, whether it runs exactly here: x86 always.
+  EXPECT_NE(out.find("cpu: "), std::string::npos) << out;
+  EXPECT_NE(out.find("x86-vnni"), std::string::npos) << out;
+  ASSERT_EQ(j["cpu"]["targets"].size(), 4u);
+  EXPECT_EQ(j["cpu"]["targets"][0]["target"], "x86");
+  EXPECT_EQ(j["cpu"]["targets"][0]["exact_ours"], true);
+  EXPECT_EQ(j["cpu"]["targets"][0]["exact_onnxruntime"], true);
+  EXPECT_EQ(j["cpu"]["targets"][1]["exact_ours"], cpu_onednn().int32_dot());
+  EXPECT_FALSE(j["cpu"]["model"].get<std::string>().empty());
 
   EXPECT_THROW(cli::run_subcommand("info", {"model=yolov9z", "threads=1"}), UsageError);
   EXPECT_THROW(cli::run_subcommand("info", {"imgsz=100", "threads=1"}), UsageError);
