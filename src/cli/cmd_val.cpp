@@ -1,5 +1,6 @@
 // yoloqat val data=... weights=best.pt [split=val] | predictions=FILE: mAP50, mAP50-95, per-class AP,
-// P/R, confusion matrix (PNG + JSON), PR curve (PNG), metrics.json.
+// P/R, mAP50-95 by object size, confusion matrix (PNG + JSON), PR curve (PNG), metrics.json.
+// match=reference (default: the reference's matching, its numbers) or greedy (eval/metrics.h).
 // runtime=onnxruntime runs an .onnx file in ONNX Runtime (deploy/ort_session.h) at the file's own input
 // size (square letterbox, batch 1 unless the batch is dynamic); letterbox, NMS and metrics stay ours.
 #include <opencv2/imgcodecs.hpp>
@@ -37,7 +38,8 @@ void run_val(const Config& cfg) {
   fs::path out = make_run_dir(cfg, "reports");
   cfg.save(out / "args.yaml");
 
-  eval::DetectionMetrics metrics(info.nc);
+  const eval::MatchRule match = eval::parse_match_rule(cfg.get_str("match"));
+  eval::DetectionMetrics metrics(info.nc, match);
   eval::ConfusionMatrix cm(info.nc);
   nlohmann::json extra;
   if (from_file) {
@@ -119,6 +121,7 @@ void run_val(const Config& cfg) {
     vo.nms.conf = cfg.get_float("conf"), vo.nms.iou = cfg.get_float("iou"),
     vo.nms.max_det = int(cfg.get_int("max_det"));
     vo.save_json = cfg.get_bool("save_json");
+    vo.match = match;
     auto vr = eval::validate(det, loader, info.nc, vo);
     metrics = std::move(vr.metrics);
     cm = std::move(vr.confusion);
@@ -169,6 +172,11 @@ Command val_command() {
     s.real("conf", 0.001, "confidence threshold", 0, 1);
     s.real("iou", 0.7, "NMS IoU threshold", 0, 1);
     s.integer("max_det", 300, "detections kept per image", 1, 100000);
+    s.text(
+        "match", "reference",
+        "matching of detections to labels: reference (ultralytics 8.0.x, its mAP) or greedy (one to one by "
+        "IoU)",
+        {"reference", "greedy"});
     s.flag("save_json", false, "write predictions.json (image_id, category_id, bbox [x, y, w, h], score)");
     s.flag("plots", true, "write confusion_matrix.png and pr_curve.png");
     add_output_keys(s, "val");

@@ -42,6 +42,10 @@ int32_t class_id(float v, int nc, const char* what) {
   return int32_t(v);
 }
 
+double box_area(float x1, float y1, float x2, float y2) {
+  return double(x2 - x1) * double(y2 - y1);
+}
+
 // A (detection, label) pair of the greedy matching.
 struct Pair {
   float iou;
@@ -107,11 +111,14 @@ torch::Tensor to_tensor(const std::vector<std::vector<double>>& rows, int64_t co
   return t;
 }
 
-// The core of ap_per_class on plain arrays: correct [N, T] row-major.
+// The core of ap_per_class on plain arrays: correct [N, T] row-major. With `include` ([N, T], may be
+// null) detection i takes part at threshold t only where include[i * T + t] is set.
 ApResult compute_ap(const std::vector<uint8_t>& correct, int64_t T, const std::vector<float>& conf,
-                    const std::vector<int32_t>& pred_cls, const std::vector<int32_t>& target_cls) {
+                    const std::vector<int32_t>& pred_cls, const std::vector<int32_t>& target_cls,
+                    const std::vector<uint8_t>* include = nullptr) {
   const int64_t N = int64_t(conf.size());
   YQ_ASSERT(int64_t(correct.size()) == N * T && int64_t(pred_cls.size()) == N);
+  YQ_ASSERT(!include || int64_t(include->size()) == N * T);
   for (float c : conf)
     YQ_CHECK(std::isfinite(c), "ap_per_class: a detection has a non-finite confidence {}", c);
 
@@ -125,7 +132,8 @@ ApResult compute_ap(const std::vector<uint8_t>& correct, int64_t T, const std::v
     res.labels.push_back(n);
   }
   const size_t U = res.classes.size();
-  const bool any_tp = std::any_of(correct.begin(), correct.end(), [](uint8_t v) { return v != 0; });
+  bool any_tp = false;
+  for (size_t k = 0; k < correct.size() && !any_tp; ++k) any_tp = correct[k] && (!include || (*include)[k]);
 
   // Detections by descending confidence (stable), split by class.
   std::vector<int64_t> order(static_cast<size_t>(N));
@@ -145,14 +153,21 @@ ApResult compute_ap(const std::vector<uint8_t>& correct, int64_t T, const std::v
   std::vector<double> mean_pr(size_t(kCurvePoints), 0.0);
   int64_t with_dets = 0;
   std::vector<double> mrec, mpre;
+  std::vector<int64_t> kept;
   for (size_t u = 0; u < U; ++u) {
-    const auto& idx = of_class[u];
-    const size_t np = idx.size();
-    if (np == 0) continue;  // AP 0, P 0, R 0
     const double nl = double(res.labels[u]);
-    std::vector<double> neg_conf(np);
-    for (size_t i = 0; i < np; ++i) neg_conf[i] = -double(conf[size_t(idx[i])]);
+    bool counted = false;
     for (int64_t t = 0; t < T; ++t) {
+      const std::vector<int64_t>* sel = &of_class[u];
+      if (include) {
+        kept.clear();
+        for (int64_t i : of_class[u])
+          if ((*include)[size_t(i * T + t)]) kept.push_back(i);
+        sel = &kept;
+      }
+      const auto& idx = *sel;
+      const size_t np = idx.size();
+      if (np == 0) continue;  // AP 0 (and at t = 0: P 0, R 0)
       std::vector<double> recall(np), precision(np);
       double tp = 0, fp = 0;
       for (size_t i = 0; i < np; ++i) {
@@ -166,6 +181,9 @@ ApResult compute_ap(const std::vector<uint8_t>& correct, int64_t T, const std::v
       envelope(recall, precision, mrec, mpre);
       ap[u][size_t(t)] = trapezoid_ap(mrec, mpre);
       if (t == 0) {
+        std::vector<double> neg_conf(np);
+        for (size_t i = 0; i < np; ++i) neg_conf[i] = -double(conf[size_t(idx[i])]);
+        counted = true;
         for (int64_t k = 0; k < kCurvePoints; ++k) {
           const double x = px[size_t(k)];
           rc[u][size_t(k)] = np_interp(-x, neg_conf, recall, 0.0, recall.back());
@@ -175,7 +193,7 @@ ApResult compute_ap(const std::vector<uint8_t>& correct, int64_t T, const std::v
         }
       }
     }
-    ++with_dets;
+    with_dets += counted;
   }
   if (with_dets > 0)
     for (double& v : mean_pr) v /= double(with_dets);
@@ -234,35 +252,86 @@ torch::Tensor box_iou(const torch::Tensor& a, const torch::Tensor& b) {
   return inter / ((a2 - a1).prod(2) + (b2 - b1).prod(2) - inter + 1e-7);
 }
 
-torch::Tensor match_predictions(const torch::Tensor& dets, const torch::Tensor& labels,
-                                const std::vector<double>& iouv) {
-  const int64_t n = rows_of(dets, 6, "match_predictions: detections");
-  const int64_t m = rows_of(labels, 5, "match_predictions: labels");
-  const int64_t T = int64_t(iouv.size());
-  auto correct = torch::zeros({n, T}, torch::kBool);
-  if (n == 0 || m == 0 || T == 0) return correct;
+MatchRule parse_match_rule(const std::string& name) {
+  if (name == "reference") return MatchRule::reference;
+  if (name == "greedy") return MatchRule::greedy;
+  throw UsageError(fmt::format("unknown match rule '{}' (known: reference, greedy)", name));
+}
 
-  auto d = cpu_float(dets), l = cpu_float(labels);
-  auto iou = box_iou(l.slice(1, 1, 5), d.slice(1, 0, 4)).contiguous();  // [m, n]
-  auto ia = iou.accessor<float, 2>();
+const char* match_rule_name(MatchRule rule) {
+  return rule == MatchRule::greedy ? "greedy" : "reference";
+}
+
+AreaRange area_range(double area) {
+  if (area < 32.0 * 32.0) return AreaRange::small;
+  return area <= 96.0 * 96.0 ? AreaRange::medium : AreaRange::large;
+}
+
+const char* area_range_name(AreaRange r) {
+  switch (r) {
+    case AreaRange::small:
+      return "small";
+    case AreaRange::medium:
+      return "medium";
+    case AreaRange::large:
+      return "large";
+  }
+  return "?";
+}
+
+namespace {
+
+// The label each detection is matched to at each threshold: [n, T] row-major, -1 = none. d [n, >= 6] and
+// l [m, 5] are CPU float32; class ids are checked to be integers >= 0.
+std::vector<int32_t> match_labels(const torch::Tensor& d, const torch::Tensor& l,
+                                  const std::vector<double>& iouv, MatchRule rule) {
+  const int64_t n = d.size(0), m = l.size(0), T = int64_t(iouv.size());
+  std::vector<int32_t> matched(size_t(n * T), -1);
   auto da = d.accessor<float, 2>();
   auto la = l.accessor<float, 2>();
   std::vector<int32_t> dc(static_cast<size_t>(n)), lc(static_cast<size_t>(m));
   for (int64_t j = 0; j < n; ++j) dc[size_t(j)] = class_id(da[j][5], 0, "match_predictions: detections");
   for (int64_t i = 0; i < m; ++i) lc[size_t(i)] = class_id(la[i][0], 0, "match_predictions: labels");
+  if (n == 0 || m == 0 || T == 0) return matched;
 
+  auto iou = box_iou(l.slice(1, 1, 5), d.slice(1, 0, 4)).contiguous();  // [m, n]
+  auto ia = iou.accessor<float, 2>();
   std::vector<float> thr(static_cast<size_t>(T));
   for (int64_t t = 0; t < T; ++t) thr[size_t(t)] = static_cast<float>(iouv[size_t(t)]);
-  const float lowest = *std::min_element(thr.begin(), thr.end());
 
+  if (rule == MatchRule::reference) {
+    // (1) + (2): a detection's first pair in the stable descending order is its best label (lower label
+    // index on equal IoUs); it has a pair at threshold t iff that IoU >= t.
+    std::vector<int32_t> best(static_cast<size_t>(n), -1);
+    std::vector<float> best_iou(static_cast<size_t>(n), 0.f);
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t i = 0; i < m; ++i) {
+        const float v = ia[i][j];
+        if (lc[size_t(i)] != dc[size_t(j)] || std::isnan(v)) continue;
+        if (best[size_t(j)] < 0 || v > best_iou[size_t(j)])
+          best[size_t(j)] = int32_t(i), best_iou[size_t(j)] = v;
+      }
+    // (3): the pairs in detection order; each label goes to the first detection naming it.
+    std::vector<char> label_used(static_cast<size_t>(m));
+    for (int64_t t = 0; t < T; ++t) {
+      std::fill(label_used.begin(), label_used.end(), 0);
+      for (int64_t j = 0; j < n; ++j) {
+        const int32_t i = best[size_t(j)];
+        if (i < 0 || !(best_iou[size_t(j)] >= thr[size_t(t)]) || label_used[size_t(i)]) continue;
+        label_used[size_t(i)] = 1;
+        matched[size_t(j * T + t)] = i;
+      }
+    }
+    return matched;
+  }
+
+  const float lowest = *std::min_element(thr.begin(), thr.end());
   std::vector<Pair> pairs;
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j)
       if (lc[size_t(i)] == dc[size_t(j)] && ia[i][j] >= lowest)
         pairs.push_back({ia[i][j], int32_t(j), int32_t(i)});
   std::sort(pairs.begin(), pairs.end(), pair_before);
-
-  auto ca = correct.accessor<bool, 2>();
   std::vector<char> det_used(static_cast<size_t>(n)), label_used(static_cast<size_t>(m));
   for (int64_t t = 0; t < T; ++t) {
     std::fill(det_used.begin(), det_used.end(), 0);
@@ -271,9 +340,25 @@ torch::Tensor match_predictions(const torch::Tensor& dets, const torch::Tensor& 
       if (!(p.iou >= thr[size_t(t)])) break;  // pairs are in descending IoU
       if (det_used[size_t(p.det)] || label_used[size_t(p.label)]) continue;
       det_used[size_t(p.det)] = label_used[size_t(p.label)] = 1;
-      ca[p.det][t] = true;
+      matched[size_t(p.det * T + t)] = p.label;
     }
   }
+  return matched;
+}
+
+}  // namespace
+
+torch::Tensor match_predictions(const torch::Tensor& dets, const torch::Tensor& labels,
+                                const std::vector<double>& iouv, MatchRule rule) {
+  const int64_t n = rows_of(dets, 6, "match_predictions: detections");
+  const int64_t m = rows_of(labels, 5, "match_predictions: labels");
+  const int64_t T = int64_t(iouv.size());
+  auto correct = torch::zeros({n, T}, torch::kBool);
+  if (n == 0 || m == 0 || T == 0) return correct;
+  const auto matched = match_labels(cpu_float(dets), cpu_float(labels), iouv, rule);
+  auto ca = correct.accessor<bool, 2>();
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t t = 0; t < T; ++t) ca[j][t] = matched[size_t(j * T + t)] >= 0;
   return correct;
 }
 
@@ -325,7 +410,8 @@ ApResult ap_per_class(const torch::Tensor& correct, const torch::Tensor& conf, c
 // ---------------------------------------------------------------------------------------------------
 // DetectionMetrics
 
-DetectionMetrics::DetectionMetrics(int nc, std::vector<double> iouv) : nc_(nc), iouv_(std::move(iouv)) {
+DetectionMetrics::DetectionMetrics(int nc, std::vector<double> iouv, MatchRule match)
+    : nc_(nc), iouv_(std::move(iouv)), match_(match) {
   YQ_CHECK(nc >= 1, "DetectionMetrics: nc must be at least 1, got {}", nc);
   YQ_CHECK(!iouv_.empty(), "DetectionMetrics: no IoU thresholds");
   reset();
@@ -334,6 +420,10 @@ DetectionMetrics::DetectionMetrics(int nc, std::vector<double> iouv) : nc_(nc), 
 void DetectionMetrics::reset() {
   images_ = 0;
   correct_.clear();
+  area_.clear();
+  target_area_.clear();
+  labels_area_.fill(0);
+  map_area_.fill(-1.0);
   conf_.clear();
   pred_cls_.clear();
   target_cls_.clear();
@@ -347,47 +437,83 @@ void DetectionMetrics::reset() {
 void DetectionMetrics::add(const torch::Tensor& dets, const torch::Tensor& labels) {
   const int64_t n = rows_of(dets, 6, "DetectionMetrics: detections");
   const int64_t m = rows_of(labels, 5, "DetectionMetrics: labels");
+  const int64_t T = int64_t(iouv_.size());
   // Everything is checked and computed before any state changes, so a bad image leaves no trace.
   std::vector<int32_t> lc, dc;
+  std::vector<uint8_t> la_range, correct, area;
   std::vector<float> conf;
-  torch::Tensor correct;
+  torch::Tensor l = m > 0 ? cpu_float(labels) : torch::zeros({0, 5});
   if (m > 0) {
-    auto l = cpu_float(labels);
     auto la = l.accessor<float, 2>();
-    for (int64_t i = 0; i < m; ++i) lc.push_back(class_id(la[i][0], nc_, "DetectionMetrics: labels"));
+    for (int64_t i = 0; i < m; ++i) {
+      lc.push_back(class_id(la[i][0], nc_, "DetectionMetrics: labels"));
+      la_range.push_back(uint8_t(area_range(box_area(la[i][1], la[i][2], la[i][3], la[i][4]))));
+    }
   }
   if (n > 0) {
     auto d = cpu_float(dets);
+    bool sorted = true;
+    {
+      auto da = d.accessor<float, 2>();
+      for (int64_t j = 0; j < n; ++j) {
+        YQ_CHECK(std::isfinite(da[j][4]), "DetectionMetrics: detection {} has a non-finite confidence", j);
+        sorted = sorted && (j == 0 || da[j][4] <= da[j - 1][4]);
+      }
+    }
+    if (!sorted)
+      d = d.index_select(0,
+                         std::get<1>(torch::sort(d.select(1, 4), /*stable=*/true, 0, /*descending=*/true)));
     auto da = d.accessor<float, 2>();
     for (int64_t j = 0; j < n; ++j) {
-      YQ_CHECK(std::isfinite(da[j][4]), "DetectionMetrics: detection {} has a non-finite confidence", j);
       dc.push_back(class_id(da[j][5], nc_, "DetectionMetrics: detections"));
       conf.push_back(da[j][4]);
     }
-    correct = match_predictions(d, labels, iouv_).to(torch::kUInt8).contiguous();
+    const auto matched = match_labels(d, l, iouv_, match_);
+    correct.resize(size_t(n * T));
+    area.resize(size_t(n * T));
+    for (int64_t j = 0; j < n; ++j) {
+      const uint8_t own = uint8_t(area_range(box_area(da[j][0], da[j][1], da[j][2], da[j][3])));
+      for (int64_t t = 0; t < T; ++t) {
+        const int32_t i = matched[size_t(j * T + t)];
+        correct[size_t(j * T + t)] = i >= 0;
+        area[size_t(j * T + t)] = i >= 0 ? la_range[size_t(i)] : own;
+      }
+    }
   }
 
   std::vector<char> present(size_t(nc_), 0);
-  for (int32_t c : lc) {
-    target_cls_.push_back(c);
-    ++labels_per_class_[size_t(c)];
-    present[size_t(c)] = 1;
+  for (size_t i = 0; i < lc.size(); ++i) {
+    target_cls_.push_back(lc[i]);
+    target_area_.push_back(la_range[i]);
+    ++labels_per_class_[size_t(lc[i])];
+    ++labels_area_[la_range[i]];
+    present[size_t(lc[i])] = 1;
   }
   for (int c = 0; c < nc_; ++c) images_per_class_[size_t(c)] += present[size_t(c)];
-  if (n > 0) {
-    pred_cls_.insert(pred_cls_.end(), dc.begin(), dc.end());
-    conf_.insert(conf_.end(), conf.begin(), conf.end());
-    const uint8_t* cp = correct.data_ptr<uint8_t>();
-    correct_.insert(correct_.end(), cp, cp + correct.numel());
-  }
+  pred_cls_.insert(pred_cls_.end(), dc.begin(), dc.end());
+  conf_.insert(conf_.end(), conf.begin(), conf.end());
+  correct_.insert(correct_.end(), correct.begin(), correct.end());
+  area_.insert(area_.end(), area.begin(), area.end());
   ++images_;
   computed_ = false;
 }
 
 void DetectionMetrics::compute() {
-  result_ = compute_ap(correct_, int64_t(iouv_.size()), conf_, pred_cls_, target_cls_);
+  const int64_t T = int64_t(iouv_.size());
+  result_ = compute_ap(correct_, T, conf_, pred_cls_, target_cls_);
   row_.assign(size_t(nc_), -1);
   for (size_t u = 0; u < result_.classes.size(); ++u) row_[size_t(result_.classes[u])] = int(u);
+  std::vector<uint8_t> include(area_.size());
+  std::vector<int32_t> targets;
+  for (int r = 0; r < kAreaRanges; ++r) {
+    map_area_[size_t(r)] = -1.0;
+    if (labels_area_[size_t(r)] == 0) continue;
+    targets.clear();
+    for (size_t i = 0; i < target_cls_.size(); ++i)
+      if (target_area_[i] == r) targets.push_back(target_cls_[i]);
+    for (size_t k = 0; k < area_.size(); ++k) include[k] = area_[k] == r;
+    map_area_[size_t(r)] = mean_of(compute_ap(correct_, T, conf_, pred_cls_, targets, &include).ap);
+  }
   computed_ = true;
 }
 
@@ -438,6 +564,15 @@ double DetectionMetrics::fitness() const {
   return 0.1 * map50() + 0.9 * map();
 }
 
+double DetectionMetrics::map_area(AreaRange r) const {
+  check_computed();
+  return map_area_[size_t(r)];
+}
+
+int64_t DetectionMetrics::n_labels_area(AreaRange r) const {
+  return labels_area_[size_t(r)];
+}
+
 bool DetectionMetrics::has_labels(int c) const {
   YQ_CHECK(c >= 0 && c < nc_, "DetectionMetrics: class {} out of range [0, {})", c, nc_);
   return labels_per_class_[size_t(c)] > 0;
@@ -486,6 +621,15 @@ nlohmann::json DetectionMetrics::to_json(const std::vector<std::string>& names) 
   j["mAP75"] = has75 ? nlohmann::json(map75()) : nlohmann::json(nullptr);
   j["mAP50-95"] = map();
   j["fitness"] = fitness();
+  nlohmann::json by_area;
+  for (int r = 0; r < kAreaRanges; ++r) {
+    const auto range = AreaRange(r);
+    const double v = map_area(range);
+    j[std::string("mAP_") + area_range_name(range)] = v < 0 ? nlohmann::json(nullptr) : nlohmann::json(v);
+    by_area[area_range_name(range)] = n_labels_area(range);
+  }
+  j["instances_by_area"] = std::move(by_area);
+  j["match"] = match_rule_name(match_);
   j["best_f1_conf"] = result_.best_conf;
   j["iou_thresholds"] = iouv_;
   auto classes = nlohmann::json::array();

@@ -38,6 +38,12 @@ std::string fmtv(double v, int digits = 3) {
   return fmt::format("{:.{}f}", v, digits);
 }
 
+// A drop of AP from fp32 to int8, marked bad above 0.02 points.
+std::string drop_cell(double d) {
+  if (!std::isfinite(d)) return fmtv(d);
+  return std::string("<span class=\"") + (d > 0.02 ? "bad" : "good") + "\">" + fmtv(d) + "</span>";
+}
+
 std::string not_run(const std::string& what, const std::string& command) {
   return fmt::format("<p class=\"notrun\">{}: not run. Produce it with <code>{}</code>.</p>\n",
                      html_escape(what), html_escape(command));
@@ -324,6 +330,21 @@ std::string section_errors(const ReportInputs& in) {
                    db = std::isfinite(b.f95 - b.q95) ? b.f95 - b.q95 : -1e9;
       return da > db;
     });
+    // mAP50-95 by label size (val's metrics.json; files from before it have none).
+    Table sizes{{"object size (label area, original pixels)", "labels", "fp32 mAP50-95", "int8 mAP50-95",
+                 "drop mAP50-95"},
+                {},
+                "mAP50-95 by object size (COCO's area ranges, approximated: eval/metrics.h)"};
+    bool any_size = false;
+    for (const auto& [key, what] : {std::pair<std::string, std::string>{"small", "small (&lt; 32&sup2;)"},
+                                    {"medium", "medium (32&sup2; to 96&sup2;)"},
+                                    {"large", "large (&gt; 96&sup2;)"}}) {
+      const double fv = num(f, "mAP_" + key), qv = num(q, "mAP_" + key), d = fv - qv;
+      any_size = any_size || f.contains("mAP_" + key) || q.contains("mAP_" + key);
+      sizes.rows.push_back({what, fmtv(num(f.value("instances_by_area", json::object()), key), 0), fmtv(fv),
+                            fmtv(qv), drop_cell(d)});
+    }
+    if (any_size) s += sizes.html();
     Table t{{"class", "labels", "fp32 AP50", "int8 AP50", "fp32 AP50-95", "int8 AP50-95", "drop AP50-95"},
             {},
             "Per-class AP, largest drop first"};
@@ -331,9 +352,8 @@ std::string section_errors(const ReportInputs& in) {
     svg::GroupSeries gf{"fp32 AP50-95", {}, svg::palette(0)}, gq{"int8 AP50-95", {}, svg::palette(1)};
     for (const auto& r : rows) {
       const double d = r.f95 - r.q95;
-      t.rows.push_back(
-          {html_escape(r.name), fmtv(r.n, 0), fmtv(r.f50), fmtv(r.q50), fmtv(r.f95), fmtv(r.q95),
-           std::string("<span class=\"") + (d > 0.02 ? "bad" : "good") + "\">" + fmtv(d) + "</span>"});
+      t.rows.push_back({html_escape(r.name), fmtv(r.n, 0), fmtv(r.f50), fmtv(r.q50), fmtv(r.f95), fmtv(r.q95),
+                        drop_cell(d)});
       names.push_back(r.name), gf.values.push_back(r.f95), gq.values.push_back(r.q95);
     }
     s += "<div class=\"charts\">" +

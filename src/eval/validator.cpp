@@ -72,7 +72,7 @@ torch::Tensor as_saved_boxes(const torch::Tensor& dets) {
 
 ValResult validate(const Detector& det, data::DataLoader& loader, int nc, const ValOptions& opt,
                    const train::DetectionLoss* loss) {
-  ValResult res(nc);
+  ValResult res(nc, opt.match);
   torch::NoGradGuard ng;
   loader.start_epoch(0);
   data::Batch b;
@@ -218,6 +218,14 @@ std::string format_metrics_table(const DetectionMetrics& m, const std::vector<st
                        c < int(names.size()) ? names[size_t(c)] : std::to_string(c), w + 2, m.n_images(c),
                        m.n_labels(c), m.p(c), m.r(c), m.ap50(c), m.ap(c));
   }
+  out += "mAP50-95 by label area (original pixels; small < 32^2 <= medium <= 96^2 < large):";
+  for (int r = 0; r < kAreaRanges; ++r) {
+    const auto range = AreaRange(r);
+    const double v = m.map_area(range);
+    out += fmt::format(" {} {} ({} labels)", area_range_name(range),
+                       v < 0 ? std::string("-") : fmt::format("{:.3f}", v), m.n_labels_area(range));
+  }
+  out += fmt::format("; match={}\n", match_rule_name(m.match()));
   return out;
 }
 

@@ -31,6 +31,7 @@ struct Detector {
 
 struct ValOptions {
   NmsOptions nms{0.001, 0.7, 300, true};
+  MatchRule match = MatchRule::reference;  // how detections are matched to labels (metrics.h)
   bool save_json = false;  // collect predictions as {"image_id", "category_id", "bbox", "score"}
   bool progress = true;
 };
@@ -41,7 +42,7 @@ struct ValResult {
   torch::Tensor loss;  // [3] mean box, cls, dfl over batches (undefined without a loss)
   double ms_pre = 0, ms_inf = 0, ms_nms = 0;  // per image
   nlohmann::json predictions = nlohmann::json::array();
-  explicit ValResult(int nc) : metrics(nc), confusion(nc) {}
+  explicit ValResult(int nc, MatchRule match = MatchRule::reference) : metrics(nc, match), confusion(nc) {}
 };
 
 // Runs the whole loader (one pass). `loss` may be null.
@@ -66,15 +67,17 @@ torch::Tensor sample_labels_original(const data::Sample& s);
 torch::Tensor as_saved_boxes(const torch::Tensor& dets);
 
 // Scores a predictions JSON file ([{"image_id", "category_id", "bbox" [x, y, w, h], "score"}]) against
-// the labels of `samples`. Unknown image ids and malformed entries are counted and reported. Per
-// image, entries are ranked by score (ties keep the file's order) and the best 300 are kept.
+// the labels of `samples`, by the match rule of `metrics`. Unknown image ids and malformed entries are
+// counted and reported. Per image, entries are ranked by descending score (stable: ties keep the file's
+// order), the order the reference's validator sees NMS output in, and the best 300 are kept.
 struct PredictionFileResult {
   int64_t entries = 0, used = 0, unknown_images = 0, malformed = 0;
 };
 PredictionFileResult score_predictions_file(const fs::path& file, const std::vector<data::Sample>& samples,
                                             DetectionMetrics& metrics, ConfusionMatrix& cm);
 
-// A printable per-class table (class, images, instances, P, R, mAP50, mAP50-95) and the "all" row.
+// A printable per-class table (class, images, instances, P, R, mAP50, mAP50-95) and the "all" row, then
+// one line of mAP50-95 by label size (small, medium, large; "-" for a size without labels).
 std::string format_metrics_table(const DetectionMetrics& m, const std::vector<std::string>& names);
 
 }  // namespace yq::eval

@@ -91,16 +91,98 @@ TEST(MatchPredictions, DuplicateDetectionIsAFalsePositive) {
   EXPECT_EQ(row(c, 1), kNone);
 }
 
+// Crowded case A. L0 = [0, 0, 10, 10], L1 = [3, 0, 13, 10]; D0 = [1, 0, 11, 10] (conf 0.9),
+// D1 = [0, 0, 10, 10] (conf 0.8). IoU: D1-L0 1.0, D0-L0 90/110 = 0.818, D0-L1 80/120 = 0.667,
+// D1-L1 70/130 = 0.538. Thresholds t0..t9 = 0.50, 0.55, ..., 0.95.
+torch::Tensor crowded_a_dets() {
+  return dets({{1, 0, 11, 10, 0.9f, 0}, {0, 0, 10, 10, 0.8f, 0}});
+}
+torch::Tensor crowded_a_labels() {
+  return labels({{0, 0, 0, 10, 10}, {0, 3, 0, 13, 10}});
+}
+
 TEST(MatchPredictions, GreedyByIouIsOneToOne) {
-  // L0 = [0, 0, 10, 10], L1 = [3, 0, 13, 10]; D0 = [1, 0, 11, 10], D1 = [0, 0, 10, 10].
-  // IoU: D1-L0 1.0, D0-L0 90/110 = 0.818, D0-L1 80/120 = 0.667, D1-L1 70/130 = 0.538.
-  // Greedy: D1-L0 first; then D0 can still take L1 while 0.667 >= threshold, i.e. at 0.50..0.65.
-  // (The reference would give L0 to D0, the first detection whose best label it is, and leave D1 and L1
-  // unmatched.)
-  auto c = match_predictions(dets({{1, 0, 11, 10, 0.9f, 0}, {0, 0, 10, 10, 0.8f, 0}}),
-                             labels({{0, 0, 0, 10, 10}, {0, 3, 0, 13, 10}}));
+  // Greedy: D1-L0 first (1.0) at every threshold; then D0 can still take L1 while 0.667 >= threshold,
+  // i.e. at 0.50..0.65 (t0..t3).
+  auto c = match_predictions(crowded_a_dets(), crowded_a_labels(), iou_thresholds(), MatchRule::greedy);
   EXPECT_EQ(row(c, 0), (std::vector<bool>{true, true, true, true, false, false, false, false, false, false}));
   EXPECT_EQ(row(c, 1), kAll);
+}
+
+TEST(MatchPredictions, ReferenceGivesALabelToTheFirstDetectionNamingIt) {
+  // Reference, threshold 0.50: pairs (label, det, IoU) sorted by IoU descending:
+  //   (L0, D1, 1.0), (L0, D0, 0.818), (L1, D0, 0.667), (L1, D1, 0.538)
+  // unique on det (first occurrence), in det order: (L0, D0), (L0, D1)
+  // unique on label: L0 -> (L0, D0). So D0 is correct, D1 (the exact box) is not, L1 is missed.
+  // The same up to 0.80 (t0..t6): D0-L0 0.818 stays, the pairs below the threshold only drop out.
+  // At 0.85..0.95 (t7..t9) the only pair left is (L0, D1, 1.0): D1 is correct.
+  auto c = match_predictions(crowded_a_dets(), crowded_a_labels());  // the default rule
+  EXPECT_EQ(row(c, 0), (std::vector<bool>{true, true, true, true, true, true, true, false, false, false}));
+  EXPECT_EQ(row(c, 1),
+            (std::vector<bool>{false, false, false, false, false, false, false, true, true, true}));
+}
+
+TEST(MatchPredictions, ReferenceLeavesTheLosersUnmatchedEvenWhereTheyFitAnotherLabel) {
+  // Crowded case B. L0 = [0, 0, 10, 10], L1 = [3, 0, 13, 10]; D0 = [0, 0, 10, 10] (conf 0.9),
+  // D1 = [1, 0, 11, 10] (conf 0.8). IoU: D0-L0 1.0, D1-L0 0.818, D1-L1 0.667, D0-L1 0.538.
+  // Reference at 0.50: sorted (L0, D0, 1.0), (L0, D1, 0.818), (L1, D1, 0.667), (L1, D0, 0.538);
+  //   unique on det: (L0, D0), (L0, D1); unique on label: L0 -> D0. D1 is a false positive at every
+  //   threshold (at t7..t9 it has no pair at all), D0 correct everywhere.
+  // Greedy: D0-L0, then D1-L1 while 0.667 >= threshold (t0..t3).
+  auto d = dets({{0, 0, 10, 10, 0.9f, 0}, {1, 0, 11, 10, 0.8f, 0}});
+  auto l = crowded_a_labels();
+  auto ref = match_predictions(d, l);
+  EXPECT_EQ(row(ref, 0), kAll);
+  EXPECT_EQ(row(ref, 1), kNone);
+  auto greedy = match_predictions(d, l, iou_thresholds(), MatchRule::greedy);
+  EXPECT_EQ(row(greedy, 0), kAll);
+  EXPECT_EQ(row(greedy, 1),
+            (std::vector<bool>{true, true, true, true, false, false, false, false, false, false}));
+}
+
+TEST(MatchPredictions, ReferenceThreeInARow) {
+  // L0 = [0, 0, 10, 10], L1 = [10, 0, 20, 10], L2 = [20, 0, 30, 10]; D0 = [12, 0, 22, 10] (0.9),
+  // D1 = [8, 0, 18, 10] (0.8), D2 = [19, 0, 29, 10] (0.7).
+  // IoU: D0-L1 80/120 = 0.667, D0-L2 20/180 = 0.111; D1-L1 80/120 = 0.667, D1-L0 20/180 = 0.111;
+  //      D2-L2 90/110 = 0.818, D2-L1 10/190 = 0.053.
+  // Reference at 0.50: pairs >= 0.5: (L1, D0, 0.667), (L1, D1, 0.667), (L2, D2, 0.818); sorted:
+  //   (L2, D2), (L1, D0), (L1, D1) (stable: the two 0.667 keep nonzero's order, D0 before D1; either way
+  //   (2) re-orders by detection); unique on det: (L1, D0), (L1, D1), (L2, D2); unique on label:
+  //   L1 -> D0, L2 -> D2. D1 is a false positive; D0 correct while 0.667 >= t (t0..t3), D2 while 0.818 >=
+  //   t (t0..t6). Greedy agrees here (D1 has no other label above 0.5).
+  auto c =
+      match_predictions(dets({{12, 0, 22, 10, 0.9f, 0}, {8, 0, 18, 10, 0.8f, 0}, {19, 0, 29, 10, 0.7f, 0}}),
+                        labels({{0, 0, 0, 10, 10}, {0, 10, 0, 20, 10}, {0, 20, 0, 30, 10}}));
+  EXPECT_EQ(row(c, 0), (std::vector<bool>{true, true, true, true, false, false, false, false, false, false}));
+  EXPECT_EQ(row(c, 1), kNone);
+  EXPECT_EQ(row(c, 2), (std::vector<bool>{true, true, true, true, true, true, true, false, false, false}));
+}
+
+TEST(MatchPredictions, ReferenceTieTakesTheLowerLabelIndex) {
+  // The documented tie rule (a stable descending sort). L0 = [0, 0, 10, 10], L1 = [2, 0, 12, 10];
+  // D0 = [1, 0, 11, 10] (0.9) lies between them: IoU 90/110 with both, computed by the same float
+  // operations, so exactly equal. D1 = [3, 0, 13, 10] (0.8): D1-L1 90/110, D1-L0 70/130 = 0.538.
+  // Stable sort at 0.50: (L0, D0), (L1, D0), (L1, D1) (the equal 0.818s in nonzero's label-major order),
+  // (L0, D1, 0.538). unique on det: D0 -> L0 (the lower label index), D1 -> L1; both correct while
+  // 0.818 >= t (t0..t6). (numpy's insertion sort reversed would put (L1, D0) first: D0 -> L1, and L1
+  // would go to D0, leaving D1 and L0 unmatched.)
+  const std::vector<bool> to_080{true, true, true, true, true, true, true, false, false, false};
+  auto c = match_predictions(dets({{1, 0, 11, 10, 0.9f, 0}, {3, 0, 13, 10, 0.8f, 0}}),
+                             labels({{0, 0, 0, 10, 10}, {0, 2, 0, 12, 10}}));
+  EXPECT_EQ(row(c, 0), to_080);
+  EXPECT_EQ(row(c, 1), to_080);
+}
+
+TEST(MatchPredictions, RuleNames) {
+  EXPECT_EQ(parse_match_rule("reference"), MatchRule::reference);
+  EXPECT_EQ(parse_match_rule("greedy"), MatchRule::greedy);
+  EXPECT_STREQ(match_rule_name(MatchRule::greedy), "greedy");
+  try {
+    parse_match_rule("hungarian");
+    FAIL() << "no error";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("reference, greedy"), std::string::npos) << e.what();
+  }
 }
 
 TEST(MatchPredictions, EmptyInputs) {
@@ -222,6 +304,107 @@ TEST(DetectionMetrics, ImagesWithoutLabelsOrDetections) {
   EXPECT_EQ(m.images(), 3);
   EXPECT_NEAR(m.map50(), 0.4975, kExact);
   EXPECT_EQ(m.n_images(0), 1);
+}
+
+TEST(DetectionMetrics, ReferenceAndGreedyDifferInACrowd) {
+  // Crowded case B (MatchPredictions above), one image.
+  // Reference: TP [1, 0] at every threshold -> recall [0.5, 0.5], precision [1, 0.5]; padded recall
+  // [0, 0.5, 0.5, 1], precision [1, 1, 0.5, 0]; envelope the same. Read: 1 for x < 0.5, 0.5 at x = 0.5
+  // (the last point with recall 0.5), then linear down to 0 at x = 1. Trapezoid: 49 * 0.01 * 1 +
+  // 0.01 * (1 + 0.5) / 2 + 0.5 * 0.5 / 2 = 0.49 + 0.0075 + 0.125 = 0.6225 at every threshold.
+  // Greedy: TP [1, 1] at t0..t3 -> 0.995; t4..t9 as the reference, 0.6225.
+  // mAP50-95 greedy = (4 * 0.995 + 6 * 0.6225) / 10 = 0.7715.
+  auto d = dets({{0, 0, 10, 10, 0.9f, 0}, {1, 0, 11, 10, 0.8f, 0}});
+  auto l = labels({{0, 0, 0, 10, 10}, {0, 3, 0, 13, 10}});
+  DetectionMetrics ref(1), greedy(1, MatchRule::greedy);
+  ref.add(d, l);
+  greedy.add(d, l);
+  ref.compute();
+  greedy.compute();
+  EXPECT_EQ(ref.match(), MatchRule::reference);
+  EXPECT_NEAR(ref.map50(), 0.6225, kExact);
+  EXPECT_NEAR(ref.map(), 0.6225, kExact);
+  EXPECT_NEAR(greedy.map50(), 0.995, kExact);
+  EXPECT_NEAR(greedy.map(), 0.7715, kExact);
+  EXPECT_EQ(ref.to_json()["match"], "reference");
+  EXPECT_EQ(greedy.to_json()["match"], "greedy");
+}
+
+TEST(DetectionMetrics, MatchesInDescendingConfidence) {
+  // Case B given low confidence first: add() puts D0 (0.9) first before matching, so the numbers are
+  // those of ReferenceAndGreedyDifferInACrowd. (Matched in the given order, D1 would take L0 at t0..t6
+  // and the set would score 0.375 there.)
+  auto l = labels({{0, 0, 0, 10, 10}, {0, 3, 0, 13, 10}});
+  DetectionMetrics m(1);
+  m.add(dets({{1, 0, 11, 10, 0.8f, 0}, {0, 0, 10, 10, 0.9f, 0}}), l);
+  m.compute();
+  EXPECT_NEAR(m.map50(), 0.6225, kExact);
+  EXPECT_NEAR(m.map(), 0.6225, kExact);
+}
+
+// --- AP by object size -------------------------------------------------------------------------------
+
+TEST(AreaRange, CocoBoundaries) {
+  EXPECT_EQ(area_range(0), AreaRange::small);
+  EXPECT_EQ(area_range(1023.99), AreaRange::small);
+  EXPECT_EQ(area_range(1024), AreaRange::medium);
+  EXPECT_EQ(area_range(9216), AreaRange::medium);
+  EXPECT_EQ(area_range(9216.01), AreaRange::large);
+  EXPECT_STREQ(area_range_name(AreaRange::medium), "medium");
+}
+
+TEST(DetectionMetrics, ApBySize) {
+  // Labels (class 0): S = [0, 0, 30, 30] (area 900, small), M = [100, 100, 150, 150] (2500, medium); none
+  // large. D0 = [0, 0, 33, 33] (conf 0.9, area 1089: medium by itself), IoU with S 900/1089 = 0.826;
+  // D1 = [100, 100, 150, 150] (0.8) = M.
+  // t0..t6 (0.50..0.80): D0 matched to S -> counts in small; D1 in medium. Both TP.
+  // t7..t9 (0.85..0.95): D0 unmatched -> counts in medium by its own area (a FP); D1 TP in medium.
+  // small: AP 0.995 at t0..t6 (one TP, one label), 0 at t7..t9 (no detection): mAP = 7 * 0.995 / 10 = 0.6965.
+  // medium: 0.995 at t0..t6; at t7..t9 FP (0.9) then TP (0.8) on one label = 0.4975
+  //   (OneFalsePositiveRankedFirst): mAP = (7 * 0.995 + 3 * 0.4975) / 10 = 0.84575.
+  // large: no labels -> -1 (null in JSON).
+  // All sizes together: t0..t6 0.995; t7..t9 FP then TP of two labels: recall [0, 0.5], precision
+  //   [0, 0.5]; padded [0, 0, 0.5, 1] / [1, 0, 0.5, 0], envelope [1, 0.5, 0.5, 0]: 0.5 on [0, 0.5], then
+  //   linear to 0: 0.25 + 0.125 = 0.375. mAP = (7 * 0.995 + 3 * 0.375) / 10 = 0.809.
+  DetectionMetrics m(1);
+  m.add(dets({{0, 0, 33, 33, 0.9f, 0}, {100, 100, 150, 150, 0.8f, 0}}),
+        labels({{0, 0, 0, 30, 30}, {0, 100, 100, 150, 150}}));
+  m.compute();
+  EXPECT_NEAR(m.map(), 0.809, kExact);
+  EXPECT_NEAR(m.map_area(AreaRange::small), 0.6965, kExact);
+  EXPECT_NEAR(m.map_area(AreaRange::medium), 0.84575, kExact);
+  EXPECT_EQ(m.map_area(AreaRange::large), -1.0);
+  EXPECT_EQ(m.n_labels_area(AreaRange::small), 1);
+  EXPECT_EQ(m.n_labels_area(AreaRange::large), 0);
+  auto j = m.to_json();
+  EXPECT_NEAR(j["mAP_small"].get<double>(), 0.6965, kExact);
+  EXPECT_NEAR(j["mAP_medium"].get<double>(), 0.84575, kExact);
+  EXPECT_TRUE(j["mAP_large"].is_null());
+  EXPECT_EQ(j["instances_by_area"]["medium"].get<int64_t>(), 1);
+}
+
+TEST(DetectionMetrics, ApBySizeLeavesOutDetectionsOfOtherSizes) {
+  // Labels: small S = [0, 0, 10, 10], large L = [200, 200, 320, 320] (area 14400). Detections: a small
+  // FP [400, 400, 410, 410] (0.95), S exactly (0.9), a large FP [500, 0, 700, 200] (0.85), L exactly (0.7).
+  // small: FP (0.95) then TP (0.9) on one label -> 0.4975 at every threshold; the large FP is left out.
+  // large: FP (0.85) then TP (0.7) -> 0.4975; the small FP and the small TP are left out.
+  // Without the large FP the large range is perfect: 0.995.
+  DetectionMetrics m(1), clean(1);
+  auto l = labels({{0, 0, 0, 10, 10}, {0, 200, 200, 320, 320}});
+  m.add(dets({{400, 400, 410, 410, 0.95f, 0},
+              {0, 0, 10, 10, 0.9f, 0},
+              {500, 0, 700, 200, 0.85f, 0},
+              {200, 200, 320, 320, 0.7f, 0}}),
+        l);
+  clean.add(dets({{400, 400, 410, 410, 0.95f, 0}, {0, 0, 10, 10, 0.9f, 0}, {200, 200, 320, 320, 0.7f, 0}}),
+            l);
+  m.compute();
+  clean.compute();
+  EXPECT_NEAR(m.map_area(AreaRange::small), 0.4975, kExact);
+  EXPECT_NEAR(m.map_area(AreaRange::large), 0.4975, kExact);
+  EXPECT_EQ(m.map_area(AreaRange::medium), -1.0);
+  EXPECT_NEAR(clean.map_area(AreaRange::small), 0.4975, kExact);
+  EXPECT_NEAR(clean.map_area(AreaRange::large), 0.995, kExact);
 }
 
 TEST(DetectionMetrics, NothingAddedIsZero) {

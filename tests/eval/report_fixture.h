@@ -52,14 +52,14 @@ inline eval::ReportInputs write_report_fixtures(const fs::path& d) {
   std::string c1 = cls, c2 = cls;
   c1.replace(c1.find('A'), 1, "0.37");
   c2.replace(c2.find('A'), 1, "0.31");
-  write_file(
-      d / "fp32/metrics.json",
-      R"({"mAP50": 0.62, "mAP50-95": 0.41, "source": {"weights": "models/checkpoints/fp32/x/best.pt"}, "classes": )" +
-          c1 + "}");
-  write_file(
-      d / "int8/metrics.json",
-      R"({"mAP50": 0.6, "mAP50-95": 0.38, "source": {"weights": "models/checkpoints/qat/x/best.pt"}, "classes": )" +
-          c2 + "}");
+  write_file(d / "fp32/metrics.json",
+             R"({"mAP50": 0.62, "mAP50-95": 0.41, "mAP_small": 0.2, "mAP_medium": 0.45, "mAP_large": null,
+        "instances_by_area": {"small": 3, "medium": 3, "large": 0}, "source": {"weights": "models/checkpoints/fp32/x/best.pt"}, "classes": )" +
+                 c1 + "}");
+  write_file(d / "int8/metrics.json",
+             R"({"mAP50": 0.6, "mAP50-95": 0.38, "mAP_small": 0.15, "mAP_medium": 0.44, "mAP_large": null,
+        "instances_by_area": {"small": 3, "medium": 3, "large": 0}, "source": {"weights": "models/checkpoints/qat/x/best.pt"}, "classes": )" +
+                 c2 + "}");
   const std::string cm =
       R"({"nc": 2, "names": ["stop", "speed_limit", "background"], "matrix": [[2, 0, 1], [0, 3, 2], [0, 1, 0]]})";
   write_file(d / "fp32/confusion_matrix.json", cm);

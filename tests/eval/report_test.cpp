@@ -54,6 +54,17 @@ TEST(Report, AllSectionsFromFixtures) {
   EXPECT_LT(html.find("<td>model.22.cv3.0.2</td>"), html.find("<td>model.0</td>"));
   const size_t errors = html.find("id=\"errors\"");
   EXPECT_LT(html.find("<td>speed_limit</td>", errors), html.find("<td>stop</td>", errors));
+  // mAP50-95 by object size: small 0.200 -> 0.150 (a drop of 0.050, marked bad), large without labels.
+  const size_t sizes = html.find("mAP50-95 by object size", errors);
+  ASSERT_NE(sizes, std::string::npos);
+  EXPECT_NE(html.find("<td>small (&lt; 32&sup2;)</td><td>3</td><td>0.200</td><td>0.150</td><td><span "
+                      "class=\"bad\">0.050</span></td>",
+                      sizes),
+            std::string::npos);
+  EXPECT_NE(
+      html.find("<td>large (&gt; 96&sup2;)</td><td>0</td><td>&ndash;</td><td>&ndash;</td><td>&ndash;</td>",
+                sizes),
+      std::string::npos);
   // Sensitivity sorted by rank.
   const size_t sens = html.find("Most sensitive layers first");
   EXPECT_LT(html.find("model.22.cv3.0.2", sens), html.find("model.0<", sens));

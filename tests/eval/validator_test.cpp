@@ -55,6 +55,32 @@ TEST(Validator, PredictionsFileScoresLikeTheLabels) {
   EXPECT_EQ(cm.at(1, 1), 2);
 }
 
+TEST(Validator, PredictionsFileIsScoredInDescendingScore) {
+  // metrics_test's crowded case B at 10x scale in a 200x100 image: L0 = [0, 0, 100, 100], L1 = [30, 0,
+  // 130, 100]; the exact box of L0 (score 0.9) and [10, 0, 110, 100] (0.8; IoU 0.818 with L0, 0.667 with
+  // L1), listed low score first. Ranked by score, the reference rule gives L0 to the 0.9 box and leaves
+  // the other unmatched: 0.6225 at every threshold (DetectionMetrics.ReferenceAndGreedyDifferInACrowd);
+  // greedy also matches the 0.8 box to L1 at 0.50..0.65: mAP50 0.995, mAP50-95 0.7715.
+  TempDir t("predorder");
+  yq::testing::write_file(t / "p.json", R"([
+    {"image_id": "img", "category_id": 0, "bbox": [10, 0, 100, 100], "score": 0.8},
+    {"image_id": "img", "category_id": 0, "bbox": [0, 0, 100, 100], "score": 0.9}
+  ])");
+  std::vector<data::Sample> s{
+      {"/d/images/img.jpg", 200, 100, {{0, 0.25f, 0.5f, 0.5f, 1.f}, {0, 0.4f, 0.5f, 0.5f, 1.f}}}};
+  DetectionMetrics ref(1), greedy(1, MatchRule::greedy);
+  ConfusionMatrix cm(1);
+  score_predictions_file(t / "p.json", s, ref, cm);
+  score_predictions_file(t / "p.json", s, greedy, cm);
+  EXPECT_NEAR(ref.map50(), 0.6225, 1e-9);
+  EXPECT_NEAR(ref.map(), 0.6225, 1e-9);
+  EXPECT_NEAR(greedy.map50(), 0.995, 1e-9);
+  EXPECT_NEAR(greedy.map(), 0.7715, 1e-9);
+  // Both labels are 100x100 = 10^4 pixels: large.
+  EXPECT_NEAR(ref.map_area(AreaRange::large), 0.6225, 1e-9);
+  EXPECT_EQ(ref.map_area(AreaRange::small), -1.0);
+}
+
 TEST(Validator, PredictionsFileErrors) {
   TempDir t("predbad");
   DetectionMetrics m(2);
