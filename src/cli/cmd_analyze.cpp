@@ -122,6 +122,7 @@ Command analyze_command() {
     s.text("qat_run", "", "results.csv or run folder of the QAT run (default logs/qat/<run of weights>)");
     s.text("fp32_run", "",
            "fp32 baseline: metrics.json, results.csv or run folder (default logs/fp32/<same run>)");
+    add_device_key(s);
     add_output_keys(s, "analyze");
     add_runtime_keys(s);
   };

@@ -393,6 +393,7 @@ Command benchmark_command() {
     s.text("exe", "", "yoloqat executable that runs each configuration (\"\" = this one)");
     s.text("ort_dir", "",
            "folder with bench.mjs and node_modules/onnxruntime-node (\"\" = tools/ort, found)");
+    add_device_key(s);
     add_inexact_key(s);
     s.flag("child", false, "internal: run one configuration here and print it as JSON (used by isolate)");
     s.text("log", "info", "log level", {"trace", "debug", "info", "warn", "error", "off"});

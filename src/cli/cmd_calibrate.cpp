@@ -91,6 +91,7 @@ Command calibrate_command() {
   c.declare = [](Schema& s) {
     s.text("data", "", "dataset.yaml of the data set");
     s.text("weights", "", "fp32 checkpoint to quantize");
+    add_model_weights_key(s);
     s.text("qconfig", "quantization.yaml", "qconfig YAML file (or a built-in one: experiments/exp1_...)");
     s.integer("batches", 32, "calibration batches of the train split", 1, 100000);
     s.integer("imgsz", 640, "calibration image size (letterboxed, multiple of 32)", 32, 8192);
@@ -99,6 +100,7 @@ Command calibrate_command() {
     s.integer("seed", 0, "seed of the calibration sample order", 0);
     add_target_key(s);
     s.flag("val", true, "validate fp32 and PTQ on the val split afterwards");
+    add_device_key(s);
     add_output_keys(s, "ptq");
     add_runtime_keys(s);
   };

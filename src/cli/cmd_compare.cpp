@@ -185,6 +185,7 @@ Command compare_command() {
     s.real("max_seconds", 0, "time budget of the timed runs per model (0 = none)", 0, 1e6);
     s.flag("isolate", true, "time each model in a process of its own (peak memory per model)");
     s.text("exe", "", "yoloqat executable that times each model (\"\" = this one)");
+    add_device_key(s);
     add_inexact_key(s);
     add_output_keys(s, "compare");
     add_runtime_keys(s);

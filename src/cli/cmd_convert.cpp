@@ -161,6 +161,7 @@ Command convert_command() {
     s.text("engine", "",
            "quantized engine: onednn (x86) or qnnpack (ARM); \"\" = the target's (qnnpack for arm)",
            {"", "onednn", "qnnpack"});
+    add_device_key(s);
     add_inexact_key(s);
     s.text(
         "data", "",

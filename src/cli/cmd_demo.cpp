@@ -317,6 +317,7 @@ Command demo_command() {
     s.text("project", ".", "root of the output tree (dataset/, models/, logs/, reports/)");
     s.text("name", "demo", "name of the demo's runs");
     add_target_key(s);
+    add_device_key(s);
     add_inexact_key(s);
     add_runtime_keys(s);
   };

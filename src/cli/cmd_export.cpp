@@ -39,6 +39,12 @@ model::YoloV8 load_model(const Config& cfg, std::string* source, std::string* ta
   *source = weights;
   // yoloqat checkpoints, reference .pt files and ONNX exports all load here.
   auto ck = model::load_checkpoint(weights, /*prefer_ema=*/true);
+  // model= and nc= describe an untrained model; next to weights they must agree with them.
+  if (cfg.is_set("model")) model::check_model_matches(cfg.get_str("model"), *ck.model, weights);
+  YQ_CHECK_USAGE(!cfg.is_set("nc") || cfg.get_int("nc") == 0 || cfg.get_int("nc") == ck.model->nc(),
+                 "nc={} conflicts with weights={}, which has {} classes: leave nc= out (it sets the class "
+                 "count of an untrained model= only)",
+                 cfg.get_int("nc"), weights, ck.model->nc());
   if (quant::is_quantized_meta(ck.meta)) {
     const quant::QConfigMapping qc = quant::checkpoint_qconfig(ck.meta, weights);
     if (qc.target()) *target = quant::target_name(*qc.target());
@@ -148,7 +154,9 @@ Command export_command() {
     s.text(
         "weights", "",
         "checkpoint to export (yoloqat or reference YOLOv8 .pt, or a YOLOv8 .onnx); \"\" = untrained model=");
-    s.text("model", "yolov8n", "model config used when no weights are given (yolov8n/s/m/l/x or a yaml)");
+    s.text("model", "yolov8n",
+           "model config used when no weights are given (yolov8n/s/m/l/x or a yaml); a checkpoint file here "
+           "means weights=");
     s.integer("nc", 0, "classes of the untrained model= (0 = the config's)", 0, 100000);
     s.text(
         "format", "onnx",
@@ -164,6 +172,7 @@ Command export_command() {
     s.flag("int32_bias", false,
            "onnx-qdq: conv biases int32 with DequantizeLinear (scale s_in * s_w) instead of float");
     s.integer("opset", 17, "ONNX opset of the graph", 13, 17);
+    add_device_key(s);
     add_output_keys(s, "");
     add_runtime_keys(s);
   };

@@ -204,6 +204,7 @@ Command predict_command() {
   c.summary = "detect on images, folders, globs or videos: annotated output, YOLO txt, JSON";
   c.declare = [](Schema& s) {
     s.text("weights", "", "checkpoint to run");
+    add_model_weights_key(s);
     s.text("source", "", "image file, folder, glob pattern ('dir/*.jpg') or video file");
     s.integer("imgsz", 640, "long side of the network input (multiple of 32)", 32, 8192);
     s.real("conf", 0.25, "confidence threshold", 0, 1);
@@ -212,6 +213,7 @@ Command predict_command() {
     s.integers("classes", "", "keep only these class ids (empty = all)", 0);
     s.flag("save", true, "save annotated images (and videos as .avi)");
     s.flag("save_txt", true, "save YOLO txt labels with confidences (labels/STEM.txt)");
+    add_device_key(s);
     add_output_keys(s, "predict");
     add_inexact_key(s);
     add_runtime_keys(s);

@@ -129,6 +129,7 @@ Command qat_command() {
     s.real("distill_temperature", 1.0, "temperature of output distillation", 1e-3, 100);
     s.text("teacher", "",
            "fp32 teacher checkpoint (default: the fp32 weights QAT starts from, or the PTQ start's source)");
+    add_device_key(s);
     add_output_keys(s, "qat");
     add_runtime_keys(s);
   };

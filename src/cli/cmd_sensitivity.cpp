@@ -181,6 +181,7 @@ Command sensitivity_command() {
     s.text("critical", "float",
            "how the top-k layers are kept: float, or int8 where the qconfig uses fewer bits",
            {"float", "int8"});
+    add_device_key(s);
     add_output_keys(s, "sensitivity");
     add_runtime_keys(s);
   };

@@ -11,6 +11,7 @@ Command train_command() {
   c.summary = "fp32 training with EMA, warmup, mosaic; best/last checkpoints, results.csv, TensorBoard";
   c.declare = [](Schema& s) {
     train::declare_train_keys(s);
+    add_device_key(s);
     add_output_keys(s, "train");
     add_runtime_keys(s);
   };

@@ -26,12 +26,15 @@ void write_png(const fs::path& p, const cv::Mat& img) {
 }
 
 void run_val(const Config& cfg) {
-  YQ_CHECK_USAGE(!cfg.get_str("data").empty(), "key 'data' is required (a dataset.yaml)");
   const bool from_file = !cfg.get_str("predictions").empty();
+  YQ_CHECK_USAGE(!from_file || !cfg.get_str("data").empty(), "key 'data' is required (a dataset.yaml)");
   YQ_CHECK_USAGE(
       from_file || !cfg.get_str("weights").empty(),
       "give weights=CHECKPOINT to evaluate a model, or predictions=FILE to score a predictions file");
-  data::DatasetInfo info = data::load_dataset_yaml(cfg.get_str("data"));
+  // Without data=, the data set the checkpoint was trained (or calibrated) on, as the reference does.
+  const std::string data =
+      cfg.get_str("data").empty() ? recorded_data(cfg.get_str("weights")) : cfg.get_str("data");
+  data::DatasetInfo info = data::load_dataset_yaml(data);
   const std::string split = cfg.get_str("split");
   data::SplitIndex idx = data::scan_split(info, split);
   data::log_summary(idx);
@@ -158,8 +161,9 @@ Command val_command() {
   c.name = "val";
   c.summary = "mAP50, mAP50-95, per-class AP, P/R, confusion matrix of a model or a predictions file";
   c.declare = [](Schema& s) {
-    s.text("data", "", "dataset.yaml of the data set");
+    s.text("data", "", "dataset.yaml of the data set (\"\" = the one recorded in weights=)");
     s.text("weights", "", "checkpoint to evaluate");
+    add_model_weights_key(s);
     s.text("predictions", "", "score this JSON file of predictions instead of running a model");
     s.text("split", "val", "split to evaluate", {"train", "val", "test"});
     s.integer("imgsz", 640, "long side of the letterboxed input (multiple of 32)", 32, 8192);
@@ -179,6 +183,7 @@ Command val_command() {
         {"reference", "greedy"});
     s.flag("save_json", false, "write predictions.json (image_id, category_id, bbox [x, y, w, h], score)");
     s.flag("plots", true, "write confusion_matrix.png and pr_curve.png");
+    add_device_key(s);
     add_output_keys(s, "val");
     add_inexact_key(s);
     add_runtime_keys(s);

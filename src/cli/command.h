@@ -28,6 +28,21 @@ void add_runtime_keys(Schema& s);
 // Keys every command that writes has: project, name, exist_ok.
 void add_output_keys(Schema& s, const std::string& default_name);
 
+// device= of the commands that run a model. yoloqat runs on the CPU: cpu (the default) and "" (the
+// reference's "choose for me") are accepted; cuda, cuda:N, 0, 0,1 and mps are UsageErrors that say why
+// (apply_runtime checks it).
+void add_device_key(Schema& s);
+// model= of the commands that run a checkpoint and have no model config key (val, predict, calibrate):
+// the reference's name for weights= (`yolo val model=best.pt`). Declared with the default "".
+void add_model_weights_key(Schema& s);
+// True when a model= value names weights rather than a model config: a .pt / .pth / .onnx / .int8
+// path, or any existing file that is not a .yaml / .yml.
+bool is_weights_path(const std::string& model);
+// The data set a model file records (the dataset.yaml its training or calibration read: meta "data" of
+// a yoloqat checkpoint, of the checkpoint an .int8 model was converted from, or train_args "data" of a
+// reference .pt), for `val` without data=. UsageError when it records none or the file is not here.
+std::string recorded_data(const std::string& weights);
+
 // target= of the commands that quantize (calibrate, qat, sensitivity): the deployment target.
 void add_target_key(Schema& s);
 // allow_inexact= of the commands that run int8 models (convert, val, predict, benchmark, compare, demo).
@@ -40,10 +55,14 @@ quant::QConfigMapping load_qconfig(const Config& cfg);
 void check_checkpoint_qconfig(const Config& cfg, const quant::QConfigMapping& m, const std::string& weights);
 
 // Builds the command's config: base.yaml, its own config, `config_file` (may be empty), `args`.
+// Where the command declares both model and weights, a model= that names weights (is_weights_path)
+// becomes weights= (model back to its default), as the reference reads `model=yolov8n.pt`; a weights=
+// that says otherwise, or a model= of weights that are not there, is a UsageError. A model= of a model
+// config where the command's model key is only the weights alias (add_model_weights_key) is one too.
 Config resolve_config(const Command& cmd, const std::string& config_file,
                       const std::vector<std::string>& args);
 
-// Applies threads= and log= (called before run).
+// Applies threads= and log= and checks device= (called before run).
 void apply_runtime(const Config& cfg);
 
 // project/<sub>/<name>, numbered when it exists unless exist_ok (created).

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/reference_keys.h"
 
 namespace yq {
 
@@ -250,12 +251,23 @@ Config::Config(const Schema& schema) : schema_(schema) {
 void Config::set(const std::string& key, const std::string& text, const std::string& origin) {
   const KeySpec* spec = schema_.find(key);
   if (!spec) {
-    std::string near = schema_.closest(key);
-    throw UsageError(fmt::format("{}: unknown key '{}'{}", origin, key,
-                                 near.empty() ? "" : "; did you mean '" + near + "'?"));
+    // A key of the reference tool that yoloqat spells differently is named as ours; else the closest.
+    std::string why = reference_key_hint(schema_, key);
+    if (why.empty()) {
+      const std::string near = schema_.closest(key);
+      if (!near.empty()) why = "; did you mean '" + near + "'?";
+    }
+    throw UsageError(fmt::format("{}: unknown key '{}'{}", origin, key, why));
   }
   values_[key] = parse_value(*spec, text, origin);
   set_keys_[key] = origin;
+}
+
+void Config::unset(const std::string& key) {
+  const KeySpec* spec = schema_.find(key);
+  YQ_ASSERT(spec != nullptr && "key not declared in the command's schema");
+  values_[key] = parse_value(*spec, spec->default_text, "default");
+  set_keys_.erase(key);
 }
 
 // A YAML node as key=value text: scalars as they are, sequences joined with commas.

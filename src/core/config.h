@@ -73,9 +73,12 @@ class Config {
   explicit Config(const Schema& schema);
 
   // Sets `key` from text in key=value form; `origin` names where it came from for error messages
-  // ("key=value", "configs/qat.yaml"). Throws UsageError for an unknown key (with a suggestion),
+  // ("key=value", "configs/qat.yaml"). Throws UsageError for an unknown key (naming yoloqat's key for a
+  // key of the reference tool, core/reference_keys.h, else the closest declared key),
   // a value of the wrong type, out of range or not among the choices.
   void set(const std::string& key, const std::string& text, const std::string& origin);
+  // Back to the default, as if no layer had set it (is_set() false again).
+  void unset(const std::string& key);
   // Applies every key of a YAML mapping. When `skip_unknown`, keys the schema lacks are ignored.
   void merge_yaml(const std::string& yaml_text, const std::string& origin, bool skip_unknown);
   // Applies key=value arguments.

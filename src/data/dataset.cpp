@@ -19,11 +19,72 @@ namespace yq::data {
 namespace {
 
 constexpr int kCacheVersion = 2;  // 2: polygon lines read as boxes
+// <labels folder> + this: train/labels.yoloqat.json (the reference keeps train/labels.cache).
+constexpr const char* kCacheSuffix = ".yoloqat.json";
 // A box corner up to this far outside [0, 1] is clipped; further out the line is rejected.
 constexpr float kClipTolerance = 0.02f;
 
 std::string yaml_where(const fs::path& yaml, const YAML::Node& n) {
   return fmt::format("{}: line {}", yaml.string(), n.Mark().line + 1);
+}
+
+// Where a split entry is, for a root: the entry under the root, else beside the yaml, else (Roboflow's
+// data.yaml says 'train: ../train/images' for train/images beside the yaml; the reference falls back
+// the same way) the entry without its '../' under the root. The root-relative path when none exists.
+fs::path resolve_under(const fs::path& root, const fs::path& yaml_dir, const std::string& entry) {
+  fs::path p(entry);
+  if (p.is_absolute()) return p;
+  std::error_code ec;
+  fs::path a = root / p;
+  if (fs::exists(a, ec)) return a.lexically_normal();
+  fs::path b = yaml_dir / p;
+  if (fs::exists(b, ec)) return b.lexically_normal();
+  if (entry.rfind("../", 0) == 0) {
+    fs::path c = root / entry.substr(3);
+    if (fs::exists(c, ec)) return c.lexically_normal();
+  }
+  return a.lexically_normal();
+}
+
+// The data set root of a relative `path:` as the reference resolves it: from the working directory,
+// then (yoloqat's reading until now, and where a data set that travelled with its yaml is) beside the
+// yaml, then under ./datasets (the reference's default datasets_dir). The first candidate under which
+// the train / val entries exist wins; else the first that is a folder; else the one beside the yaml.
+fs::path resolve_root(const fs::path& path, const fs::path& yaml_dir,
+                      const std::map<std::string, std::vector<std::string>>& splits) {
+  if (path.is_absolute()) return path.lexically_normal();
+  std::error_code ec;
+  const fs::path cwd = fs::current_path(ec);
+  std::vector<fs::path> candidates = {(cwd / path).lexically_normal(), (yaml_dir / path).lexically_normal(),
+                                      (cwd / "datasets" / path).lexically_normal()};
+  auto holds_splits = [&](const fs::path& root) {
+    bool any = false;
+    for (const char* split : {"train", "val"}) {
+      auto it = splits.find(split);
+      if (it == splits.end()) continue;
+      for (const auto& e : it->second) {
+        if (fs::path(e).is_absolute()) continue;
+        if (!fs::exists(resolve_under(root, root, e), ec)) return false;
+        any = true;
+      }
+    }
+    return any;
+  };
+  for (const auto& c : candidates)
+    if (fs::is_directory(c, ec) && holds_splits(c)) return c;
+  for (const auto& c : candidates)
+    if (fs::is_directory(c, ec)) return c;
+  return candidates[1];
+}
+
+// The entries of `splits` that do not exist, as "split: entry (resolved path)".
+std::vector<std::string> missing_entries(const DatasetInfo& info, const std::vector<std::string>& splits);
+
+// The hint a missing split entry of a data set with a download: key ends with.
+std::string no_download_note(const DatasetInfo& info) {
+  if (info.download.empty()) return "";
+  return ". Its dataset.yaml has a download: key, but yoloqat does not download data sets (no network "
+         "access is used): download and unpack the data yourself so that the paths of the yaml exist";
 }
 
 }  // namespace
@@ -43,10 +104,6 @@ DatasetInfo load_dataset_yaml(const fs::path& yaml_path) {
 
   fs::path dir = info.yaml.parent_path();
   info.root = dir;
-  if (root["path"] && !root["path"].IsNull()) {
-    fs::path p = root["path"].as<std::string>();
-    info.root = (p.is_absolute() ? p : dir / p).lexically_normal();
-  }
 
   for (const char* split : {"train", "val", "test"}) {
     YAML::Node n = root[split];
@@ -67,10 +124,50 @@ DatasetInfo load_dataset_yaml(const fs::path& yaml_path) {
   }
   YQ_CHECK_USAGE(info.splits.count("train") || info.splits.count("val"),
                  "{}: neither 'train' nor 'val' is given", yaml_path.string());
+  if (root["path"] && !root["path"].IsNull()) {
+    info.root = resolve_root(root["path"].as<std::string>(), dir, info.splits);
+    log::debug("{}: path '{}' is {}", yaml_path.string(), root["path"].as<std::string>(), info.root.string());
+  }
+
+  // `download:` (a URL or a script in the reference): yoloqat never downloads. Harmless when the data is
+  // here; when it is not, say so instead of failing on a missing folder later.
+  if (YAML::Node d = root["download"]; d && !d.IsNull()) {
+    info.download = d.IsScalar() ? d.Scalar() : std::string("(a script)");
+    // The reference looks at val only; train too here (it is what train and calibrate read).
+    const auto missing = missing_entries(info, {"train", "val"});
+    if (missing.empty()) {
+      log::debug("{}: the data is here; its download: key is not used", yaml_path.string());
+    } else {
+      std::string list;
+      for (const auto& m : missing) list += (list.empty() ? "" : "; ") + m;
+      const std::string from =
+          info.download.size() > 200 ? info.download.substr(0, 200) + "..." : info.download;
+      throw UsageError(fmt::format(
+          "{}: the data set is not here ({}). Its dataset.yaml has a download: key, but yoloqat does not "
+          "download data sets (no network access is used): download and unpack the data yourself (the "
+          "reference tool's download: {}) so that these paths exist",
+          yaml_path.string(), list, from));
+    }
+  }
 
   YAML::Node names = root["names"];
-  YQ_CHECK_USAGE(names && !names.IsNull(), "{}: key 'names' is missing", yaml_path.string());
-  if (names.IsSequence()) {
+  const bool has_nc = root["nc"] && !root["nc"].IsNull();
+  YQ_CHECK_USAGE((names && !names.IsNull()) || has_nc,
+                 "{}: key 'names' is missing (give names, or nc to name the classes class_0, ...)",
+                 yaml_path.string());
+  if (!names || names.IsNull()) {
+    // As the reference's check_det_dataset: nc alone names the classes class_0, class_1, ...
+    int nc = 0;
+    try {
+      nc = root["nc"].as<int>();
+    } catch (const YAML::Exception&) {
+      throw UsageError(fmt::format("{}: key 'nc' must be an integer", yaml_where(yaml_path, root["nc"])));
+    }
+    YQ_CHECK_USAGE(nc > 0 && nc <= 100000, "{}: nc is {}; expected 1 or more classes", yaml_path.string(),
+                   nc);
+    for (int i = 0; i < nc; ++i) info.names.push_back("class_" + std::to_string(i));
+    log::debug("{}: no 'names': classes named class_0..class_{}", yaml_path.string(), nc - 1);
+  } else if (names.IsSequence()) {
     for (const auto& n : names) info.names.push_back(n.as<std::string>());
   } else if (names.IsMap()) {
     std::map<int, std::string> by_index;
@@ -230,19 +327,21 @@ std::vector<Label> parse_labels(const std::string& text, const std::string& file
 namespace {
 
 fs::path resolve_entry(const DatasetInfo& info, const std::string& entry) {
-  fs::path p(entry);
-  if (p.is_absolute()) return p;
-  fs::path a = info.root / p;
-  if (fs::exists(a)) return a.lexically_normal();
-  fs::path b = info.yaml.parent_path() / p;
-  if (fs::exists(b)) return b.lexically_normal();
-  // Roboflow's data.yaml says 'train: ../train/images' for train/images beside the yaml (the reference
-  // falls back the same way).
-  if (entry.rfind("../", 0) == 0) {
-    fs::path c = info.root / entry.substr(3);
-    if (fs::exists(c)) return c.lexically_normal();
+  return resolve_under(info.root, info.yaml.parent_path(), entry);
+}
+
+std::vector<std::string> missing_entries(const DatasetInfo& info, const std::vector<std::string>& splits) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& split : splits) {
+    auto it = info.splits.find(split);
+    if (it == info.splits.end()) continue;
+    for (const auto& e : it->second) {
+      const fs::path p = resolve_entry(info, e);
+      if (!fs::exists(p, ec)) out.push_back(fmt::format("{}: {} ({})", split, e, p.string()));
+    }
   }
-  return a.lexically_normal();
+  return out;
 }
 
 void list_folder(const fs::path& dir, std::vector<fs::path>& out) {
@@ -286,9 +385,9 @@ std::vector<fs::path> list_split_images(const DatasetInfo& info, const std::stri
     } else if (fs::exists(p) && is_image_file(p)) {
       out.push_back(p);
     } else {
-      throw UsageError(
-          fmt::format("{}: '{}' of split '{}' ({}) is not a folder, an image list (.txt) or an image",
-                      info.yaml.string(), entry, split, p.string()));
+      throw UsageError(fmt::format(
+          "{}: '{}' of split '{}' ({}) is not a folder, an image list (.txt) or an image{}",
+          info.yaml.string(), entry, split, p.string(), fs::exists(p) ? "" : no_download_note(info)));
     }
   }
   return out;
@@ -395,8 +494,10 @@ SplitIndex scan_split(const DatasetInfo& info, const std::string& split, const S
   for (const auto& o : orphans) hash = fnv1a(hash, "orphan|" + o.string());
   for (const auto& p : listing.problems) hash = fnv1a(hash, p.file + p.message);
 
+  // Our cache is JSON under a name of our own: `labels.cache` beside the labels folder is where the
+  // reference keeps its (numpy) cache, never read, written or removed here.
   fs::path cache;
-  if (!images.empty()) cache = label_path_for(images.front()).parent_path().string() + ".cache";
+  if (!images.empty()) cache = label_path_for(images.front()).parent_path().string() + kCacheSuffix;
   if (opt.use_cache && !cache.empty() && fs::exists(cache)) {
     try {
       if (from_json(nlohmann::json::parse(read_text(cache)), hash, idx)) {

@@ -24,9 +24,14 @@ struct DatasetInfo {
   int nc = 0;
   std::vector<std::string> names;  // nc names
   std::vector<int> flip_map;       // nc entries, or empty (identity)
+  std::string download;            // the yaml's `download:` (never run: yoloqat does not download), or ""
 };
 
-// Parses and checks dataset.yaml; errors (UsageError) name the file and the key.
+// Parses and checks dataset.yaml; errors (UsageError) name the file and the key. As the reference reads
+// it: a relative `path` from the working directory, then beside the yaml, then under ./datasets (the
+// first under which the train / val entries exist); `names` may be left out when `nc` is given (the
+// classes are then named class_0, class_1, ...); a `download:` key is an error only when the train or val
+// data is missing (yoloqat does not download), and is otherwise unused.
 DatasetInfo load_dataset_yaml(const fs::path& yaml);
 
 // The label file of an image: last "/images/" -> "/labels/", extension -> ".txt".
@@ -76,12 +81,14 @@ std::vector<Label> parse_labels(const std::string& text, const std::string& file
 std::vector<fs::path> list_split_images(const DatasetInfo& info, const std::string& split, SplitSummary& sum);
 
 struct ScanOptions {
-  bool use_cache = true;  // read/write <labels folder>.cache
+  bool use_cache = true;  // read/write <labels folder>.yoloqat.json (never the reference's labels.cache)
   int threads = 0;        // image verification threads (0 = all cores)
 };
 
-// Lists, verifies (decodes every image) and parses a split. A cache next to the labels folder makes
-// the second start fast; it is invalidated when any image or label file's size or mtime changes.
+// Lists, verifies (decodes every image) and parses a split. A cache next to the labels folder
+// (train/labels.yoloqat.json for train/labels/) makes the second start fast; it is invalidated when any
+// image or label file's size or mtime changes. The reference's own cache (train/labels.cache) is left
+// alone: never read, overwritten or removed.
 SplitIndex scan_split(const DatasetInfo& info, const std::string& split, const ScanOptions& opt = {});
 
 // Logs the summary of a scan: counts and the first problems (all of them at debug level).

@@ -213,3 +213,57 @@ void copy_state(YoloV8& src, YoloV8& dst) {
 }
 
 }  // namespace yq::model
+
+namespace yq::model {
+
+namespace {
+
+std::string shape_text(const torch::Tensor& t) {
+  std::string s;
+  for (int64_t d : t.sizes()) s += (s.empty() ? "" : ", ") + std::to_string(d);
+  return "[" + s + "]";
+}
+
+int64_t parameter_count(torch::nn::Module& m) {
+  int64_t n = 0;
+  for (const auto& p : m.parameters()) n += p.numel();
+  return n;
+}
+
+}  // namespace
+
+void check_model_matches(const std::string& model_key, YoloV8Impl& have, const std::string& weights) {
+  ModelSpec wanted_spec = parse_model_name(model_key, have.nc());
+  YoloV8 wanted(wanted_spec);
+  // Conv weights only: BN, quantizer state and the fused forms add or drop other tensors, and the conv
+  // shapes alone fix the architecture (depth: which convs exist; width: their channels).
+  std::map<std::string, torch::Tensor> loaded;
+  for (const auto& p : have.named_parameters()) loaded[p.key()] = p.value();
+  std::string diff;
+  for (const auto& p : wanted->named_parameters()) {
+    if (p.value().dim() != 4) continue;
+    auto it = loaded.find(p.key());
+    if (it == loaded.end())
+      diff = fmt::format("{} has no {}", weights, p.key());
+    else if (!it->second.sizes().equals(p.value().sizes()))
+      diff = fmt::format("{} is {} in {} but {} in model={}", p.key(), shape_text(it->second), weights,
+                         shape_text(p.value()), model_key);
+    if (!diff.empty()) break;
+  }
+  if (diff.empty()) {
+    int64_t convs = 0;
+    for (const auto& p : have.named_parameters())
+      if (p.value().dim() == 4 && p.key().find("_fq") == std::string::npos) ++convs;
+    int64_t wanted_convs = 0;
+    for (const auto& p : wanted->named_parameters()) wanted_convs += p.value().dim() == 4;
+    if (convs != wanted_convs)
+      diff = fmt::format("{} has {} conv layers, model={} {}", weights, convs, model_key, wanted_convs);
+  }
+  YQ_CHECK_USAGE(diff.empty(),
+                 "model={} conflicts with weights={} ({}, {:.2f}M parameters): {}. The weights define the "
+                 "model: leave model= out to use theirs, or leave weights= out to start {} from scratch",
+                 model_key, weights, have.spec().name, double(parameter_count(have)) / 1e6, diff,
+                 wanted_spec.name);
+}
+
+}  // namespace yq::model

@@ -45,6 +45,12 @@ bool is_reference_checkpoint(const fs::path& path);
 // matches and logs the rest.
 Checkpoint load_checkpoint(const fs::path& path, bool prefer_ema = true, bool strict = true);
 
+// An explicit model= (a model config: yolov8s, a yaml) next to weights whose architecture differs is a
+// UsageError naming both (the first parameter that differs): the weights define the model, and a
+// model= that says otherwise would be silently ignored. `have` is the loaded model (quantizers
+// attached or not); the config is built with its class count, so nc never counts as a difference.
+void check_model_matches(const std::string& model_key, YoloV8Impl& have, const std::string& weights);
+
 // Restores optimizer state saved by save_checkpoint (same parameter groups).
 void load_optimizer_state(const fs::path& path, torch::optim::Optimizer& optimizer);
 

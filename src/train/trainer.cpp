@@ -76,9 +76,12 @@ void clear_interrupt() {
 
 void declare_train_keys(Schema& s) {
   s.text("data", "", "dataset.yaml of the data set");
-  s.text("model", "yolov8n", "model: yolov8n/s/m/l/x, a built-in name with .yaml, or a model yaml file");
+  s.text("model", "yolov8n",
+         "model: yolov8n/s/m/l/x, a built-in name with .yaml, or a model yaml file; a checkpoint (.pt, "
+         ".onnx) here means weights=, as in the reference");
   s.text("weights", "",
-         "start from this checkpoint (a yoloqat .pt); its class convs are reset when nc differs");
+         "start from this checkpoint (a yoloqat or reference .pt, an .onnx); its class convs are reset when "
+         "nc differs; an explicit model= must agree with it");
   s.flag("strict", true,
          "refuse weights whose tensors do not all match the model (false: load what matches)");
   s.integer("epochs", 100, "epochs to train", 1, 100000);
@@ -227,6 +230,8 @@ TrainResult train(const Config& cfg_in, const TrainHooks& hooks) {
     net = resume_ck->raw;
   } else if (!cfg.get_str("weights").empty()) {
     auto ck = model::load_checkpoint(cfg.get_str("weights"), true, cfg.get_bool("strict"));
+    if (cfg.is_set("model"))
+      model::check_model_matches(cfg.get_str("model"), *ck.model, cfg.get_str("weights"));
     model::ModelSpec spec = ck.model->spec();
     if (spec.nc != info.nc) {
       log::info("weights {} have {} classes, the data set {}: loading everything but the class convs",

@@ -5,6 +5,7 @@
 
 #include "cli/command.h"
 #include "core/error.h"
+#include "core/reference_keys.h"
 
 namespace yq {
 namespace {
@@ -59,6 +60,66 @@ TEST(Config, UnknownKeySuggestsClosest) {
   EXPECT_NE(msg.find("did you mean 'epochs'"), std::string::npos) << msg;
   msg = error_of([&] { c.merge_yaml("a: 1\nzzzzzzzzzz: 2\n", "my.yaml", false); });
   EXPECT_NE(msg.find("my.yaml: line 1"), std::string::npos) << msg;
+}
+
+// A key of the reference tool that yoloqat spells differently: the error names ours (only where this
+// schema has ours), or says why there is none; other keys still get the closest one.
+TEST(Config, ReferenceKeysNameOurs) {
+  Schema s;
+  s.text("weights", "", "w").real("conf", 0.25, "c").real("iou", 0.7, "i").integer("imgsz", 640, "s");
+  s.flag("save_json", false, "j").integer("batch", 16, "b").text("log", "info", "l");
+  Config c(s);
+  auto msg = [&](const std::string& arg) { return error_of([&] { c.merge_args({arg}); }); };
+  EXPECT_NE(msg("pretrained=x.pt").find("unknown key 'pretrained': yoloqat calls it 'weights'"),
+            std::string::npos)
+      << msg("pretrained=x.pt");
+  EXPECT_NE(msg("conf_thres=0.5").find("yoloqat calls it 'conf'"), std::string::npos);
+  EXPECT_NE(msg("iou_thres=0.5").find("yoloqat calls it 'iou'"), std::string::npos);
+  EXPECT_NE(msg("batch_size=4").find("yoloqat calls it 'batch'"), std::string::npos);
+  EXPECT_NE(msg("img_size=320").find("yoloqat calls it 'imgsz'"), std::string::npos);
+  EXPECT_NE(msg("save_txt=true").find("yoloqat calls it 'save_json'"), std::string::npos);
+  EXPECT_NE(msg("int8=true").find("yoloqat calls it 'weights'"), std::string::npos) << msg("int8=true");
+  EXPECT_NE(msg("verbose=false").find("yoloqat calls it 'log'"), std::string::npos);
+  EXPECT_NE(msg("cfg=my.yaml").find("yoloqat calls it '--config'"), std::string::npos);
+  EXPECT_NE(msg("half=true").find("not fp16"), std::string::npos) << msg("half=true");
+  // An entry whose key this schema lacks does not apply: save_conf names save_json, not save_txt.
+  EXPECT_NE(msg("save_conf=true").find("'save_json'"), std::string::npos) << msg("save_conf=true");
+  EXPECT_EQ(msg("save_conf=true").find("'save_txt'"), std::string::npos);
+  // Not a key of the reference: the closest key as before.
+  EXPECT_NE(msg("wieghts=a").find("did you mean 'weights'"), std::string::npos);
+  // The same in a YAML layer.
+  const std::string y = error_of([&] { c.merge_yaml("conf_thres: 0.3\n", "my.yaml", false); });
+  EXPECT_NE(y.find("my.yaml: line 1"), std::string::npos) << y;
+  EXPECT_NE(y.find("yoloqat calls it 'conf'"), std::string::npos) << y;
+}
+
+// The table stays true: every key of ours it names is declared by some command; an entry without one
+// says why.
+TEST(Config, ReferenceKeyTableNamesRealKeys) {
+  std::vector<Schema> schemas;
+  for (const auto& cmd : cli::all_commands()) {
+    schemas.emplace_back();
+    cmd.declare(schemas.back());
+  }
+  for (const auto& r : reference_keys()) {
+    if (r.ours.empty() || r.ours.rfind("--", 0) == 0) {
+      EXPECT_FALSE(r.note.empty()) << r.key;
+      continue;
+    }
+    bool declared = false;
+    for (const auto& s : schemas) declared = declared || s.find(r.ours) != nullptr;
+    EXPECT_TRUE(declared) << r.key << " -> " << r.ours << ": no command declares " << r.ours;
+  }
+}
+
+TEST(Config, UnsetRestoresTheDefault) {
+  Config c(demo_schema());
+  c.merge_args({"epochs=3"});
+  ASSERT_TRUE(c.is_set("epochs"));
+  c.unset("epochs");
+  EXPECT_FALSE(c.is_set("epochs"));
+  EXPECT_EQ(c.get_int("epochs"), 100);
+  EXPECT_EQ(c.origin("epochs"), "");
 }
 
 TEST(Config, WrongTypeAndRangeNameTheKey) {

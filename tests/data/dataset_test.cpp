@@ -182,7 +182,7 @@ TEST_F(BadDataset, CacheIsReusedAndInvalidated) {
   auto info = load_dataset_yaml(dir_ / "data.yaml");
   SplitIndex a = scan_split(info, "train");
   EXPECT_FALSE(a.from_cache);
-  EXPECT_TRUE(fs::exists(dir_ / "train/labels.cache"));
+  EXPECT_TRUE(fs::exists(dir_ / "train/labels.yoloqat.json"));
   SplitIndex b = scan_split(info, "train");
   EXPECT_TRUE(b.from_cache);
   EXPECT_EQ(b.summary.images, a.summary.images);
@@ -196,7 +196,7 @@ TEST_F(BadDataset, CacheIsReusedAndInvalidated) {
   EXPECT_FALSE(c.from_cache);
   EXPECT_EQ(c.summary.boxes, 2);
   // A corrupt cache is ignored, not fatal.
-  write_file(dir_ / "train/labels.cache", "{not json");
+  write_file(dir_ / "train/labels.yoloqat.json", "{not json");
   SplitIndex d = scan_split(info, "train");
   EXPECT_FALSE(d.from_cache);
   EXPECT_EQ(d.summary.boxes, 2);

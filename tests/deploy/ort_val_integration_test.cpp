@@ -138,7 +138,7 @@ void write_pseudo_labels(const fs::path& split_dir, const fs::path& predictions)
     atomic_write(split_dir / "labels" / (id + ".txt"), text);
   }
   std::error_code ec;
-  fs::remove(split_dir / "labels.cache", ec);
+  fs::remove(split_dir / "labels.yoloqat.json", ec);
   std::printf("[ ort val ] %lld pseudo labels written\n", (long long)written);
   ASSERT_GT(written, 10);
 }
