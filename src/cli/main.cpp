@@ -1,12 +1,15 @@
 // yoloqat <command> [key=value ...] [--config FILE]
 //
 // Exit codes: 0 success, 2 usage or configuration error, 1 runtime failure.
+#include <torch/version.h>
 #include <CLI/CLI.hpp>
+#include <opencv2/core/version.hpp>
 
 #include <cstdio>
 #include <iostream>
 
 #include "cli/command.h"
+#include "cli/completion.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -16,9 +19,33 @@ std::string overview() {
   std::string s = "yoloqat " YOLOQAT_VERSION
                   ": quantization-aware training of YOLOv8 detectors\n\n"
                   "usage: yoloqat <command> [key=value ...] [--config FILE]\n"
-                  "       yoloqat <command> --help   (lists the command's keys and defaults)\n\ncommands:\n";
+                  "       yoloqat <command> --help   (lists the command's keys and defaults)\n"
+                  "       yoloqat --version | yoloqat completion bash\n\ncommands:\n";
   for (const auto& c : yq::cli::all_commands()) s += fmt::format("  {:<12}{}\n", c.name, c.summary);
+  s += fmt::format("  {:<12}{}\n", "completion",
+                   "print a shell completion script: source <(yoloqat completion bash)");
   return s;
+}
+
+// `yoloqat --version`, `yoloqat <command> --version`.
+std::string version_text() {
+  return "yoloqat " YOLOQAT_VERSION "\nLibTorch " TORCH_VERSION "\nOpenCV " CV_VERSION
+         "\nbuild type: " YOLOQAT_BUILD_TYPE "\n";
+}
+
+// `yoloqat completion [SHELL]` and `yoloqat --completion [SHELL]` (default bash).
+int print_completion(const std::vector<std::string>& args) {
+  if (args.size() > 1) {
+    std::cerr << "error: usage: yoloqat completion [bash]\n";
+    return 2;
+  }
+  try {
+    std::cout << yq::cli::completion_script(args.empty() ? "bash" : args.front());
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 2;
+  }
+  return 0;
 }
 
 }  // namespace
@@ -40,9 +67,11 @@ int main(int argc, char** argv) {
   }
   std::vector<std::string> rest = app.remaining();
   if (version) {
-    std::cout << "yoloqat " YOLOQAT_VERSION "\n";
+    std::cout << version_text();
     return 0;
   }
+  if (!rest.empty() && (rest.front() == "completion" || rest.front() == "--completion"))
+    return print_completion({rest.begin() + 1, rest.end()});
   if (rest.empty()) {
     std::cout << overview();
     return help ? 0 : 2;
@@ -68,6 +97,9 @@ int main(int argc, char** argv) {
     const std::string& a = rest[i];
     if (a == "-h" || a == "--help") {
       help = true;
+    } else if (a == "--version") {
+      std::cout << version_text();
+      return 0;
     } else if (a == "--config" || a.rfind("--config=", 0) == 0) {
       if (a == "--config") {
         if (i + 1 >= rest.size()) {
