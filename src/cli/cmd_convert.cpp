@@ -9,7 +9,6 @@
 
 #include <chrono>
 #include <cmath>
-#include <limits>
 
 #include "cli/command.h"
 #include "core/cpu.h"
@@ -22,13 +21,15 @@
 #include "model/checkpoint.h"
 #include "quant/prepare.h"
 #include "quant/qcheckpoint.h"
+#include "quant/sensitivity.h"
 
 namespace yq::cli {
 
 namespace {
 
 // int8 raw head outputs against the fake-quant model's on up to `limit` images of `data`'s val split
-// (letterboxed squares of imgsz): the signal-to-noise ratio in dB (inf when identical) and the images used.
+// (letterboxed squares of imgsz): the signal-to-noise ratio in dB (quant::SqnrAccumulator's rules: +inf when
+// identical) and the images used.
 std::pair<double, int64_t> check_against_fake_quant(const Config& cfg, model::YoloV8Impl& fake,
                                                     deploy::Int8Model& q) {
   const data::DatasetInfo info = data::load_dataset_yaml(cfg.get_str("data"));
@@ -44,21 +45,17 @@ std::pair<double, int64_t> check_against_fake_quant(const Config& cfg, model::Yo
   data::DataLoader loader(idx.samples, info.flip_map, lo);
   quant::enable_observers(fake, false);
   torch::NoGradGuard ng;
-  double signal = 0, noise = 0;
+  quant::SqnrAccumulator sqnr;
   int64_t images = 0;
   loader.start_epoch(0);
   data::Batch b;
   while (loader.next(b)) {
     const torch::Tensor x = b.images.to(torch::kFloat) / 255.0;
     const auto ref = fake.forward_raw(x), got = q.forward_raw(x);
-    for (size_t i = 0; i < ref.size(); ++i) {
-      signal += ref[i].pow(2).sum().item<double>();
-      noise += (ref[i] - got[i]).pow(2).sum().item<double>();
-    }
+    for (size_t i = 0; i < ref.size(); ++i) sqnr.add(ref[i], got[i]);
     images += x.size(0);
   }
-  const double db = noise > 0 ? 10 * std::log10(signal / noise) : std::numeric_limits<double>::infinity();
-  return {db, images};
+  return {sqnr.db(), images};
 }
 
 void run_convert(const Config& cfg) {
@@ -96,7 +93,9 @@ void run_convert(const Config& cfg) {
               cfg.get_str("data"), cfg.get_int("imgsz"), db);
     check = {{"images", images},
              {"imgsz", cfg.get_int("imgsz")},
-             {"sqnr_db", std::isfinite(db) ? nlohmann::json(db) : nlohmann::json("inf")}};
+             {"sqnr_db", std::isinf(db) && db > 0 ? nlohmann::json("inf")
+                         : std::isfinite(db)      ? nlohmann::json(db)
+                                                  : nlohmann::json(nullptr)}};
   }
 
   std::string name = cfg.get_str("name");
